@@ -1,0 +1,128 @@
+"""The ``scalingfit`` command: parses arguments and calls the public API, nothing more.
+
+Every user-facing problem (a :class:`~scalingfit.errors.ScalingfitError`) is printed on one
+line and exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import ScalingfitError
+
+MAPPING_HELP = """\
+mapping file (YAML), for sources whose names or units differ from the canonical table:
+  columns: {test_error: val_err, norm_spectral_complexity: spec}
+  units:   {test_error: percent}          # or accuracy, accuracy_percent; norms: log, log10
+  runs:    {template: "{architecture}_{dataset}_P{train_size}_seed{seed}"}
+  set:     {n_test: 10000}
+"""
+
+
+def _add_sources(parser, *, example=True):
+    parser.add_argument("sources", nargs="*", metavar="SOURCE",
+                        help="canonical CSV/Parquet tables (or other logs; see `ingest`)")
+    parser.add_argument("--map", dest="mapping", metavar="FILE", help="column mapping (YAML)")
+    parser.add_argument("--nan-policy", choices=("raise", "omit"), default="raise",
+                        help="rows with a missing test error or norm: error (default) or "
+                             "skip and count them")
+    if example:
+        parser.add_argument("--example", action="store_true",
+                            help="use the embedded example dataset (4 groups, known exponents)")
+
+
+def _fit_arguments(parser):
+    _add_sources(parser)
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output directory: posterior.nc and summary.json")
+    parser.add_argument("--norm", metavar="NAME",
+                        help="which norm_<NAME> / lognorm_<NAME> to use (default: "
+                             "spectral_complexity if present, else the first one)")
+    parser.add_argument("--group-by", nargs="+", metavar="COLUMN",
+                        default=["architecture", "dataset"],
+                        help="columns whose combinations are the groups (default: "
+                             "architecture dataset)")
+    parser.add_argument("--n-test", type=int, metavar="N",
+                        help="test-set size, when the table has no n_test column")
+    parser.add_argument("--at-end", choices=("bound", "optimum"), default="bound",
+                        help="a run whose best error is at its last logged step: its lambda* "
+                             "is a lower bound (default) or taken as the optimum (the "
+                             "paper's convention)")
+    parser.add_argument("--sampler", choices=("auto", "pymc", "nutpie"),
+                        help="NUTS implementation (auto: nutpie if installed)")
+    parser.add_argument("--draws", type=int, help="posterior draws per chain (default 1000)")
+    parser.add_argument("--tune", type=int, help="tuning steps per chain (default 1000)")
+    parser.add_argument("--chains", type=int, help="number of chains (default 4)")
+    parser.add_argument("--seed", type=int, help="random seed (default 0); same seed, "
+                                                 "same numbers")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit with status 3 if R-hat, ESS or divergences fail")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def _load(args):
+    from .ingest import load
+
+    if getattr(args, "example", False):
+        if args.sources:
+            raise ScalingfitError("give either SOURCE files or --example, not both.")
+        from .simulate import example_table
+
+        return example_table(), []
+    if not args.sources:
+        raise ScalingfitError("no SOURCE given (or use --example); see --help.")
+    return load(args.sources, args.mapping, nan_policy=args.nan_policy, return_report=True)
+
+
+def _run_fit(args):
+    from .fit import fit
+
+    table, reports = _load(args)
+    if not args.quiet:
+        for report in reports:
+            print(report.line(), file=sys.stderr)
+    result = fit(table, norm=args.norm, group_by=args.group_by, n_test=args.n_test,
+                 at_end=args.at_end, sampler=args.sampler, draws=args.draws, tune=args.tune,
+                 chains=args.chains, seed=args.seed, progress=not args.quiet)
+    paths = result.save(args.out)
+    print(result.table())
+    print(result.diagnostics_line())
+    print("wrote " + ", ".join(map(str, paths)))
+    if args.strict and not result.converged:
+        return 3
+    return 0
+
+
+COMMANDS = {
+    "fit": ("fit both laws hierarchically; writes posterior.nc and summary.json",
+            _fit_arguments, _run_fit),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scalingfit", description=__doc__.splitlines()[0],
+        epilog=MAPPING_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"scalingfit {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (summary, add_arguments, run) in COMMANDS.items():
+        sub = commands.add_parser(name, help=summary, description=summary, epilog=MAPPING_HELP,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_arguments(sub)
+        sub.set_defaults(run=run)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except ScalingfitError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; no output was written", file=sys.stderr)
+        return 130

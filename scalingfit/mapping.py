@@ -1,0 +1,182 @@
+"""Column mappings: how a source's names and units become the canonical table's.
+
+One YAML format serves every source (CSV, TensorBoard, W&B, the paper's files)::
+
+    columns:            # canonical column <- source column, tag or metric ('metrics' also works)
+      test_error: val_err
+      norm_spectral_complexity: norm/spectral_complexity
+    units:              # test_error: fraction (default) | percent | accuracy | accuracy_percent
+      test_error: percent   # norm_*: linear (default) | log (natural) | log10
+    runs:
+      template: "{architecture}_{dataset}_P{train_size}_seed{seed}"   # run name -> metadata
+    set:                # constants for every row
+      n_test: 10000
+
+Without a mapping, common names are recognised (:data:`ALIASES`) and reported.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from .errors import DataError
+
+__all__ = ["Mapping", "ALIASES", "RunTemplate"]
+
+#: Source names recognised without a mapping, per canonical column (first match wins).
+ALIASES = {
+    "run_id": ["run", "run_name", "name", "Name", "run_path"],
+    "train_size": ["P", "n_train", "num_train", "train_samples", "n_samples", "ntrain"],
+    "step": ["epoch", "Epoch", "Step", "_step", "global_step", "iteration", "iter"],
+    "test_error": ["test_err", "test/error", "error/test", "eval/error", "test/err",
+                   "val_error", "val_err", "val/error"],
+    "train_error": ["train_err", "train/error", "error/train"],
+    "test_loss": ["test/loss", "loss/test", "eval/loss", "val_loss", "val/loss"],
+    "train_loss": ["train/loss", "loss/train", "loss"],
+    "n_test": ["num_test", "test_size", "n_test_examples"],
+}
+ERROR_UNITS = ("fraction", "percent", "accuracy", "accuracy_percent")
+NORM_UNITS = ("linear", "log", "log10")
+_SECTIONS = {"columns", "metrics", "units", "runs", "set"}
+
+
+@dataclass
+class RunTemplate:
+    """A run-name template such as ``"{architecture}_{dataset}_P{train_size}_seed{seed}"``."""
+
+    template: str
+    regex: re.Pattern = field(init=False, repr=False)
+
+    def __post_init__(self):
+        parts = re.split(r"\{(\w+)\}", self.template)
+        pattern = ""
+        for i, part in enumerate(parts):
+            if i % 2 == 0:
+                pattern += re.escape(part)
+            else:
+                numeric = part in ("train_size", "seed", "n_test")
+                pattern += rf"(?P<{part}>-?\d+)" if numeric else rf"(?P<{part}>[^/]+?)"
+        self.regex = re.compile(rf"^{pattern}$")
+
+    def parse(self, name: str) -> dict | None:
+        """Fields of ``name`` (numbers as int), or None if it does not match."""
+        match = self.regex.match(Path(str(name)).name) or self.regex.match(str(name))
+        if not match:
+            return None
+        return {k: int(v) if k in ("train_size", "seed", "n_test") else v
+                for k, v in match.groupdict().items()}
+
+
+@dataclass
+class Mapping:
+    """Canonical names and units for one kind of source. See the module docstring."""
+
+    columns: dict = field(default_factory=dict)
+    units: dict = field(default_factory=dict)
+    template: RunTemplate | None = None
+    constants: dict = field(default_factory=dict)
+    origin: str = "<mapping>"
+
+    @classmethod
+    def from_yaml(cls, path) -> Mapping:
+        """Read a mapping file; problems are reported with the file and key."""
+        try:
+            content = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError as err:
+            raise DataError("mapping file not found.", source=path) from err
+        except yaml.YAMLError as err:
+            raise DataError(f"not valid YAML ({err}).".replace("\n", " "), source=path) from err
+        return cls.from_dict(content or {}, origin=str(path))
+
+    @classmethod
+    def from_dict(cls, content: dict, *, origin: str = "<mapping>") -> Mapping:
+        if not isinstance(content, dict):
+            raise DataError("a mapping must be a YAML dictionary.", source=origin,
+                            fix="see the example in `scalingfit fit --help`.")
+        unknown = set(content) - _SECTIONS
+        if unknown:
+            raise DataError(f"unknown section(s) {sorted(unknown)}; expected some of "
+                            f"{sorted(_SECTIONS)}.", source=origin)
+        columns = {}
+        for section in ("columns", "metrics"):
+            for key, value in (content.get(section) or {}).items():
+                if key in columns and columns[key] != value:
+                    raise DataError(f"'{key}' is mapped twice ({columns[key]!r}, {value!r}).",
+                                    source=origin)
+                columns[str(key)] = str(value)
+        units = {str(k): str(v) for k, v in (content.get("units") or {}).items()}
+        for key, unit in units.items():
+            allowed = NORM_UNITS if key.startswith("norm_") else ERROR_UNITS
+            if not (key.startswith("norm_") or key.endswith("_error")) or unit not in allowed:
+                raise DataError(f"unit {unit!r} for {key!r} is not understood.", source=origin,
+                                fix=f"errors take {ERROR_UNITS}; norm_* columns take "
+                                    f"{NORM_UNITS}.")
+        runs = content.get("runs") or {}
+        template = RunTemplate(runs["template"]) if runs.get("template") else None
+        return cls(columns, units, template, dict(content.get("set") or {}), origin)
+
+    def apply(self, raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, dict]:
+        """Rename, convert units and fill metadata; return the table and what was recognised.
+
+        Columns the mapping does not mention keep their names, so unknown columns are kept.
+        """
+        rename, recognised = {}, {}
+        for canonical, name in self.columns.items():
+            if name not in raw:
+                raise DataError(f"the mapping ({self.origin}) maps '{canonical}' to '{name}', "
+                                f"which is not among the columns {list(raw.columns)}.",
+                                source=source, column=name, fix="correct the mapping.")
+            rename[name] = canonical
+        for canonical, aliases in ALIASES.items():
+            if canonical in raw or canonical in rename.values():
+                continue
+            alias = next((a for a in aliases if a in raw and a not in rename), None)
+            if alias is not None:
+                rename[alias] = canonical
+                recognised[canonical] = alias
+        table = raw.rename(columns=rename)
+        for key, value in self.constants.items():
+            table[key] = value
+        if self.template is not None and "run_id" in table:
+            table = self._parse_run_names(table, source)
+        return self._convert_units(table, source), recognised
+
+    def _parse_run_names(self, table, source):
+        parsed = {}
+        for name in pd.unique(table["run_id"].astype(str)):
+            fields = self.template.parse(name)
+            if fields is None:
+                row = table.index[(table["run_id"].astype(str) == name).to_numpy()][0]
+                raise DataError(f"run name {name!r} does not match the template "
+                                f"{self.template.template!r}.", source=source, row=row,
+                                column="run_id", fix=f"correct 'runs: template' in {self.origin}.")
+            parsed[name] = fields
+        fields = pd.DataFrame.from_dict(parsed, orient="index")
+        names = table["run_id"].astype(str)
+        for column in fields.columns:
+            if column not in table or table[column].isna().all():
+                table[column] = names.map(fields[column]).to_numpy()
+        return table
+
+    def _convert_units(self, table, source):
+        for column, unit in self.units.items():
+            if column not in table:
+                continue
+            values = pd.to_numeric(table[column], errors="coerce")
+            if unit == "percent":
+                table[column] = values / 100.0
+            elif unit == "accuracy":
+                table[column] = 1.0 - values
+            elif unit == "accuracy_percent":
+                table[column] = 1.0 - values / 100.0
+            elif unit in ("log", "log10"):
+                factor = np.log(10.0) if unit == "log10" else 1.0
+                table["log" + column] = values * factor
+                table = table.drop(columns=column)
+        return table
