@@ -67,7 +67,7 @@ def _load(args):
     if getattr(args, "example", False):
         if args.sources:
             raise ScalingfitError("give either SOURCE files or --example, not both.")
-        from .simulate import example_table
+        from .simulation import example_table
 
         return example_table(), []
     if not args.sources:
@@ -76,7 +76,7 @@ def _load(args):
 
 
 def _run_fit(args):
-    from .fit import fit
+    from .fitting import fit
 
     table, reports = _load(args)
     if not args.quiet:

@@ -11,6 +11,7 @@ __all__ = [
     "DataError",
     "ConvergenceError",
     "MissingDependencyError",
+    "ScalingfitWarning",
     "require",
 ]
 
@@ -73,3 +74,7 @@ def require(module: str, extra: str):
             f"this needs the optional package '{module.split('.')[0]}' ({err}). "
             f"Install it with: pip install 'scalingfit[{extra}]'"
         ) from err
+
+
+class ScalingfitWarning(UserWarning):
+    """Odd but legal input, or a fit to read with care; printed by the CLI."""

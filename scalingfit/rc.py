@@ -52,7 +52,7 @@ _DEFAULTS = {
     "sample.chains": 4,
     "sample.seed": 0,
     "sample.sampler": "auto",
-    "sample.target_accept": 0.9,
+    "sample.target_accept": 0.95,
     "diagnostics.rhat_max": 1.01,
     "diagnostics.ess_min": 400.0,
 }

@@ -1,0 +1,143 @@
+"""The laws as pure functions: no I/O, numpy or PyTensor alike (pass ``xp``).
+
+Everything is in logs: ``x = log λ`` (natural log of the norm), ``y = log ε``,
+``ell = log P``. A norm that spans a hundred orders of magnitude is a log that spans a few
+hundred units, which is harmless; an exponentiated one is not.
+
+The learning curve of one run
+-----------------------------
+Along training a run traces, in log–log coordinates,
+
+.. math::
+
+    f(x) = y^* - \\gamma (x - x^*)
+           + \\frac{\\gamma + \\beta}{s}\\Big[\\operatorname{softplus}\\big(s(x - x_d)\\big)
+           - \\log\\frac{\\gamma+\\beta}{\\beta}\\Big],
+    \\qquad x_d = x^* - \\frac{1}{s}\\log\\frac{\\gamma}{\\beta},
+
+a smoothly broken power law: slope ``-γ`` (law 1's envelope, ``ε ∝ λ^-γ``) well before the
+break, slope ``+β`` (the rise of overfitting) well after it, and its minimum exactly at
+``(x*, y*)`` — the optimum of law 2. ``s`` sets how sharp the departure is. It is written
+in terms of the optimum so that both laws act directly on curve parameters. The chance
+plateau caps it from above with a soft minimum of sharpness ``h``:
+
+.. math:: \\log ε(x) = -\\tfrac{1}{h}\\log\\big(e^{-h \\log c} + e^{-h f(x)}\\big).
+
+The laws across runs
+--------------------
+- law 1: ``ε ≈ A·λ^(−γ1)`` along training — the slope ``γ`` of each run's curve;
+- law 2: ``log λ* = log k2 + γ2·log P``;
+- combination: ``log ε* = const − γ1·γ2·log P``; beside it a free convergence exponent,
+  ``log ε* = const − γ_conv·log P``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "learning_curve",
+    "envelope_offset",
+    "power_law",
+    "ErrorNormLaw",
+    "OptimalNormLaw",
+    "ConvergenceLaw",
+]
+
+
+def _softplus(z, xp):
+    return xp.logaddexp(0.0, z)
+
+
+def learning_curve(x, x_star, y_star, gamma, beta, sharpness, log_chance=None,
+                   plateau_sharpness=None, *, xp=np):
+    """Log test error along a run: a smoothly broken power law with a chance plateau.
+
+    Parameters
+    ----------
+    x : array_like
+        Log norm along the run.
+    x_star, y_star : array_like
+        Log norm and log error at the run's optimum (the curve's minimum).
+    gamma, beta : array_like
+        Slope magnitudes before (envelope, ``> 0``) and after (rise, ``> 0``) the optimum.
+    sharpness : array_like
+        ``s``: how abruptly the run leaves the envelope (in units of 1/x).
+    log_chance, plateau_sharpness : array_like, optional
+        Log of the plateau (chance) error and the softness ``h`` of the cap; no cap if None.
+    xp : module
+        ``numpy`` or ``pytensor.tensor``.
+
+    Returns
+    -------
+    array_like
+        ``log ε`` at ``x``.
+    """
+    ratio = (gamma + beta) / beta
+    x_break = x_star - xp.log(gamma / beta) / sharpness
+    f = (y_star - gamma * (x - x_star)
+         + (gamma + beta) / sharpness * (_softplus(sharpness * (x - x_break), xp) - xp.log(ratio)))
+    if log_chance is None:
+        return f
+    h = plateau_sharpness
+    return -xp.logaddexp(-h * log_chance, -h * f) / h
+
+
+def envelope_offset(gamma, beta, sharpness, *, xp=np):
+    """How far the optimum sits above the extrapolated envelope, in log error.
+
+    ``y* − (a − γ x*)`` where ``a − γ x`` is the curve's asymptote before the break: the
+    constant that makes ``ε* = A·e^offset·λ*^(−γ)``.
+    """
+    return (gamma + beta) / sharpness * xp.log((gamma + beta) / beta)
+
+
+def power_law(ell, intercept, exponent, ell_ref=0.0):
+    """``intercept + exponent·(ell − ell_ref)``: a power law in logs."""
+    return intercept + exponent * (np.asarray(ell) - ell_ref)
+
+
+class ErrorNormLaw:
+    """Law 1, along training: :math:`ε(λ) ≈ A λ^{-γ_1}` until the run's optimum.
+
+    Parameters: ``gamma1`` (> 0). In the model it is the mean, over the runs of a group, of
+    each run's envelope slope ``γ``; runs scatter about it with sd ``tau_gamma``.
+    Default prior (log scale, data-scaled): ``log γ1 ~ Normal(log γ̂, 1.5)`` with ``γ̂`` the
+    median of the per-run slopes — weak: a factor 4.5 per standard deviation.
+    """
+
+    parameters = ("gamma1",)
+
+    @staticmethod
+    def __call__(x, log_A, gamma1):
+        return log_A - gamma1 * np.asarray(x)
+
+
+class OptimalNormLaw:
+    """Law 2: :math:`λ^*(P) = k_2 P^{γ_2}`, i.e. ``x* = log k2 + γ2·log P``.
+
+    λ* is where test error is lowest along a run. Parameters: ``log_k2``, ``gamma2``.
+    Default prior like law 1's, on ``log γ2``, centred on the least-squares slope.
+    """
+
+    parameters = ("log_k2", "gamma2")
+
+    @staticmethod
+    def __call__(ell, log_k2, gamma2):
+        return power_law(ell, log_k2, gamma2)
+
+
+class ConvergenceLaw:
+    """End-of-training law: :math:`ε^*(P) ∝ P^{-γ}`, ``y* = c − γ·log P``.
+
+    With ``γ = γ1·γ2`` it is the combination of laws 1 and 2 (``gamma_pred``); fitted with a
+    free ``γ`` it is ``gamma_conv``. Their difference tests the combination. Default prior:
+    ``γ_conv ~ Normal(γ̂, 1)`` around the least-squares slope (a real-valued exponent: the
+    data may say that error does not fall with P).
+    """
+
+    parameters = ("log_c", "gamma_conv")
+
+    @staticmethod
+    def __call__(ell, log_c, gamma_conv):
+        return power_law(ell, log_c, -gamma_conv)

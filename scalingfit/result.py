@@ -1,0 +1,229 @@
+"""``FitResult``: the posterior (ArviZ InferenceData) with what is needed to read it.
+
+Groups of the InferenceData:
+
+- ``posterior``, ``sample_stats``: from the sampler; exponents have dims ``group``.
+- ``constant_data``: the stage-1 summaries per ``run`` (``z``: γ̂, x̂*, ŷ* in fitting
+  units, ``z_cov``, ``censored``, ``train_size``, ``group_index``, ...) and per ``group``
+  (how log λ was standardised, the fitted curve shape), so curves can be redrawn.
+- ``observed_data``: the rows that were fitted (``log_norm``, ``test_error``, ``row_run``).
+
+Provenance (settings, package versions, a hash of the table, time) is stamped in the
+attributes and round-trips through netCDF.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .atomic import atomic_path
+from .model import PARAMS
+
+__all__ = ["FitResult", "stat_summary"]
+
+
+def stat_summary(values) -> dict:
+    """``{"mean", "median", "sd", "q05", "q95"}`` of posterior draws (the DESIGN.md §4 S)."""
+    values = np.asarray(values, float).ravel()
+    q05, median, q95 = np.quantile(values, [0.05, 0.5, 0.95])
+    return {"mean": float(values.mean()), "median": float(median),
+            "sd": float(values.std(ddof=1)), "q05": float(q05), "q95": float(q95)}
+
+
+def _versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for package in ("scalingfit", "pymc", "pytensor", "arviz", "numpy", "scipy", "pandas",
+                    "nutpie"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            if package == "scalingfit":
+                from . import __version__
+
+                versions[package] = __version__
+    return versions
+
+
+class FitResult:
+    """The outcome of :func:`scalingfit.fit`.
+
+    Attributes
+    ----------
+    idata : arviz.InferenceData
+    settings, diagnostics, meta : dict
+        How it was fitted, whether the sampler converged, and provenance.
+    """
+
+    def __init__(self, idata, *, settings: dict, diagnostics: dict, meta: dict):
+        self.idata, self.settings, self.diagnostics, self.meta = idata, settings, diagnostics, meta
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def build(cls, idata, *, data, summaries, table, groups, settings, diagnostics, timings,
+              notes):
+        """Attach summaries, fitted rows and provenance to the sampler's InferenceData."""
+        labels = list(idata.posterior.coords["group"].values)
+        runs = list(data.run_ids)
+        group_info = []
+        for (label, _curves, run_table, *_), _s in zip(groups, summaries):
+            rows = table[table["run_id"].isin(run_table.index)]
+            info = {key: value for key, value in zip(settings["group_by"], label)}
+            for key in ("architecture", "dataset"):
+                info.setdefault(key, "+".join(map(str, sorted(rows[key].unique()))))
+            group_info.append(info)
+        constant = xr.Dataset(
+            {
+                "z": (("run", "summary"), data.z),
+                "z_cov": (("run", "summary", "summary_"), data.cov),
+                "censored": ("run", data.censored),
+                "x_last": ("run", data.x_last),
+                "y_last": ("run", data.y_last),
+                "y_last_sd": ("run", data.y_last_sd),
+                "ell": ("run", data.ell),
+                "level_index": ("run", data.level),
+                "group_index": ("run", data.group),
+                "train_size": ("run", np.exp(data.ell + data.ell_center[data.group]).round()),
+                "beta": ("run", np.concatenate([s.beta for s in summaries])),
+                "x_scale": ("group", data.x_scale),
+                "x_center": ("group", data.x_center),
+                "ell_center": ("group", data.ell_center),
+                "seeded_levels": ("group", data.seeded_levels),
+                "sharpness": ("group", [s.sharpness for s in summaries]),
+                "log_chance": ("group", [s.log_chance for s in summaries]),
+                "plateau_sharpness": ("group", [s.plateau_sharpness for s in summaries]),
+                "sigma0": ("group", [s.sigma0 for s in summaries]),
+            },
+            coords={"run": runs, "group": labels, "summary": ["gamma", "x_star", "y_star"],
+                    "summary_": ["gamma", "x_star", "y_star"]},
+        )
+        row_x, row_y, row_run, row_fit = [], [], [], []
+        offset = 0
+        for (label, curves, run_table, center, scale), s in zip(groups, summaries):
+            row_x.append(curves.x * scale + center)
+            row_y.append(np.exp(curves.y))
+            row_run.append(curves.run + offset)
+            row_fit.append(s.fitted)
+            offset += curves.n_runs
+        observed = xr.Dataset({
+            "log_norm": ("row", np.concatenate(row_x)),
+            "test_error": ("row", np.concatenate(row_y)),
+            "fitted_log_error": ("row", np.concatenate(row_fit)),
+            "row_run": ("row", np.concatenate(row_run)),
+        })
+        idata.add_groups(constant_data=constant, observed_data=observed)
+        table_hash = hashlib.sha256(
+            pd.util.hash_pandas_object(table.drop(columns="source", errors="ignore"),
+                                       index=False).to_numpy().tobytes()).hexdigest()[:16]
+        meta = {"method": "two-stage", "groups": group_info, "versions": _versions(),
+                "table_sha256_16": table_hash, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "n_rows": int(len(table)), "timings": timings, "notes": notes}
+        result = cls(idata, settings=settings, diagnostics=diagnostics, meta=meta)
+        result._stamp()
+        return result
+
+    def _stamp(self):
+        for key, value in (("settings", self.settings), ("diagnostics", self.diagnostics),
+                           ("meta", self.meta)):
+            self.idata.posterior.attrs[f"scalingfit_{key}"] = json.dumps(value, default=str)
+
+    # ----------------------------------------------------------------- reading
+    @property
+    def converged(self) -> bool:
+        """Whether R-hat, ESS and divergences pass the limits in ``scalingfit.rc``."""
+        return bool(self.diagnostics["passed"])
+
+    @property
+    def groups(self) -> list[dict]:
+        return self.meta["groups"]
+
+    def draws(self, name: str) -> np.ndarray:
+        """Posterior draws of a parameter, shape (chains·draws, groups)."""
+        values = self.idata.posterior[name]
+        return values.stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
+
+    def summary(self) -> dict:
+        """The ``summary.json`` content (DESIGN.md §4), with extra keys."""
+        constant = self.idata.constant_data
+        groups = []
+        for g, info in enumerate(self.groups):
+            mine = constant["group_index"].to_numpy() == g
+            entry = {"architecture": str(info["architecture"]), "dataset": str(info["dataset"]),
+                     "n_runs": int(mine.sum()),
+                     "params": {p: stat_summary(self.draws(p)[:, g]) for p in PARAMS}}
+            entry["group"] = {k: str(v) for k, v in info.items()}
+            entry["n_censored"] = int(constant["censored"].to_numpy()[mine].sum())
+            entry["train_sizes"] = sorted(int(p) for p in
+                                          np.unique(constant["train_size"].to_numpy()[mine]))
+            groups.append(entry)
+        return {"norm": self.settings["norm"], "groups": groups,
+                "diagnostics": dict(self.diagnostics), "versions": self.meta["versions"],
+                "method": self.meta["method"], "settings": self.settings,
+                "timings": self.meta["timings"], "notes": self.meta["notes"],
+                "table_sha256_16": self.meta["table_sha256_16"]}
+
+    def table(self) -> str:
+        """A plain-text table of the exponents: median and 90 % interval per group."""
+        summary = self.summary()
+        header = f"{'group':<28}{'runs':>5}" + "".join(f"{p:>24}" for p in PARAMS)
+        lines = [f"norm: {summary['norm']}", header, "-" * len(header)]
+        for group in summary["groups"]:
+            name = f"{group['architecture']} / {group['dataset']}"
+            cells = "".join(
+                f"{s['median']:>9.4g} [{s['q05']:.4g}, {s['q95']:.4g}]".rjust(24)
+                for s in group["params"].values())
+            lines.append(f"{name:<28}{group['n_runs']:>5}{cells}")
+        return "\n".join(lines)
+
+    def diagnostics_line(self) -> str:
+        d = self.diagnostics
+        verdict = "converged" if d["passed"] else "FAILED its diagnostics — do not trust it"
+        return (f"sampler {verdict}: max R-hat {d['rhat_max']:.4f}, min bulk ESS "
+                f"{d['ess_bulk_min']:.0f}, min tail ESS {d['ess_tail_min']:.0f}, "
+                f"{d['divergences']} divergences ({d['chains']} chains x {d['draws']} draws)")
+
+    def _repr_html_(self):
+        rows = "".join(
+            f"<tr><td>{g['architecture']} / {g['dataset']}</td><td>{g['n_runs']}</td>"
+            + "".join(f"<td>{s['median']:.4g} [{s['q05']:.4g}, {s['q95']:.4g}]</td>"
+                      for s in g["params"].values()) + "</tr>"
+            for g in self.summary()["groups"])
+        head = "".join(f"<th>{p}</th>" for p in PARAMS)
+        return (f"<p>FitResult, norm <code>{self.settings['norm']}</code>; "
+                f"{self.diagnostics_line()}</p><table><tr><th>group</th><th>runs</th>{head}"
+                f"</tr>{rows}</table>")
+
+    def __repr__(self):
+        return f"FitResult(norm={self.settings['norm']!r}, groups={len(self.groups)})"
+
+    # ----------------------------------------------------------------- files
+    def save(self, directory) -> list[Path]:
+        """Write ``posterior.nc`` and ``summary.json``, each atomically."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        posterior, summary = directory / "posterior.nc", directory / "summary.json"
+        with atomic_path(posterior) as tmp:
+            self.idata.to_netcdf(str(tmp))
+        with atomic_path(summary) as tmp:
+            tmp.write_text(json.dumps(self.summary(), indent=2) + "\n")
+        return [posterior, summary]
+
+    @classmethod
+    def load(cls, directory) -> FitResult:
+        """Read a result written by :meth:`save` (a directory or its ``posterior.nc``)."""
+        path = Path(directory)
+        path = path / "posterior.nc" if path.is_dir() else path
+        idata = az.from_netcdf(str(path))
+        attrs = idata.posterior.attrs
+        settings, diagnostics, meta = (json.loads(attrs[f"scalingfit_{k}"])
+                                       for k in ("settings", "diagnostics", "meta"))
+        return cls(idata, settings=settings, diagnostics=diagnostics, meta=meta)

@@ -1,0 +1,258 @@
+"""Stage 1: each run's curve, summarised by its optimum and its envelope slope.
+
+Where the information is (DESIGN.md §2b): γ1 comes from the slope of the power-law part of
+every curve; γ2 and γ_conv come from one optimum per run. So each group's runs are fitted
+jointly by weighted least squares to :func:`scalingfit.laws.learning_curve`, with
+
+- per run: the optimum ``(x*, y*)``, the envelope slope ``γ`` and the rise ``β``;
+- per group: the departure sharpness ``s``, the chance plateau ``c`` and its softness ``h``
+  (the plateau and the shape of the departure are properties of the task, not of a run),
+  and the mean log rise, towards which each run's ``log β`` is pulled with sd 1 — runs that
+  stop soon after their optimum say little about their rise.
+
+No window is picked by hand: the plateau, the power law, the optimum and the rise are all
+parts of the curve. The result per run is ``(γ, x*, y*)`` with its 3×3 covariance, which
+stage 2 (:mod:`scalingfit.model`) treats as a noisy measurement. Errors in the shared shape
+parameters move every run of the group together (a misjudged plateau tilts every slope the
+same way); they are not averaged away by having many runs, so they are returned apart, as
+loadings on a standard-normal group-level error that stage 2 samples (the Gaussian
+approximation of the joint least-squares posterior, split by the Schur complement).
+
+Noise model, in ``log ε``: the binomial variance of a test error measured on ``n_test``
+examples, ``(1 − ε)/(n ε)`` (delta method, evaluated at the fitted curve), plus an extra
+variance ``σ0²`` per group, estimated so that the weighted residuals have unit variance.
+Points along one run are correlated; the covariance returned here ignores that, which
+stage 2 corrects by fitting the run-to-run scatter of the summaries itself: the group's
+uncertainty is set by how much *runs* disagree, not by how many points each has.
+
+A run whose fitted minimum lies at or beyond its last logged point has not been seen to
+reach its optimum: it is flagged ``censored``, and carries ``x_last`` and the fitted
+``y_last`` so that stage 2 can use ``x* ≥ x_last`` and ``y* ≤ y_last``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import optimize, sparse
+
+from .laws import learning_curve
+
+__all__ = ["GroupCurves", "RunSummaries", "summarise_group"]
+
+# Bounds, in standardised log-norm units (x has unit sd within a group).
+_LOG_GAMMA = (np.log(0.02), np.log(50.0))
+_LOG_BETA = (np.log(0.005), np.log(50.0))
+_LOG_SHARPNESS = (np.log(0.5), np.log(60.0))
+_LOG_PLATEAU_SHARPNESS = (np.log(1.0), np.log(60.0))
+_BEYOND = 2.0  # how far past its last point a run's optimum may be placed before it is moot
+_PER_RUN = 4   # x*, y*, log γ, log β
+_SHARED = 4    # log s, log c, log h, mean log β
+
+
+@dataclass
+class GroupCurves:
+    """One group's rows, in the units the curves are fitted in."""
+
+    x: np.ndarray          # standardised log norm
+    y: np.ndarray          # log test error (a zero error is replaced by (k+1/2)/(n+1))
+    run: np.ndarray        # run index per row, 0..n_runs-1, rows sorted by run then step
+    n_test: np.ndarray | None  # per row, or None when unknown
+    n_runs: int
+
+
+@dataclass
+class RunSummaries:
+    """Per-run results of stage 1 for one group (standardised units)."""
+
+    gamma: np.ndarray
+    x_star: np.ndarray
+    y_star: np.ndarray
+    cov: np.ndarray            # (runs, 3, 3) covariance of (gamma, x_star, y_star), given
+                               # the group's shared shape parameters
+    shared_loading: np.ndarray  # (runs, 3, 4): how (gamma, x_star, y_star) move with a
+                               # standard-normal error in the shared shape parameters
+    beta: np.ndarray
+    censored: np.ndarray       # optimum at or beyond the last logged point
+    x_first: np.ndarray
+    x_last: np.ndarray
+    y_last: np.ndarray         # fitted log error at the last point
+    y_last_sd: np.ndarray
+    n_points: np.ndarray
+    sharpness: float
+    log_chance: float
+    plateau_sharpness: float
+    sigma0: float              # extra noise sd in log error, beyond the binomial
+    cost: float
+    fitted: np.ndarray = field(repr=False)  # fitted log error per row
+
+
+def _initial_guess(data: GroupCurves):
+    """Rough per-run values from the data themselves, so the optimiser starts close."""
+    y, x, run = data.y, data.x, data.run
+    log_c = float(np.log(min(np.quantile(np.exp(y), 0.98) * 1.02, 0.999)))
+    theta = np.empty((data.n_runs, _PER_RUN))
+    for r in range(data.n_runs):
+        xr, yr = x[run == r], y[run == r]
+        smooth = np.convolve(np.pad(yr, 1, mode="edge"), np.ones(3) / 3, mode="valid")
+        i = int(np.argmin(smooth))
+        below = (np.arange(len(xr)) <= i) & (yr < log_c - 0.3)
+        slope = np.polyfit(xr[below], yr[below], 1)[0] if below.sum() >= 3 else -1.0
+        after = np.arange(len(xr)) >= i
+        rise = np.polyfit(xr[after], yr[after], 1)[0] if after.sum() >= 3 else 0.3
+        theta[r] = (xr[i], smooth[i], np.log(np.clip(-slope, 0.1, 20.0)),
+                    np.log(np.clip(rise, 0.02, 5.0)))
+    shared = np.array([np.log(3.0), log_c, np.log(8.0), np.median(theta[:, 3])])
+    return theta, shared
+
+
+def _unpack(params, n_runs):
+    theta = params[: n_runs * _PER_RUN].reshape(n_runs, _PER_RUN)
+    return theta, params[n_runs * _PER_RUN:]
+
+
+def _curve(params, data):
+    theta, (log_s, log_c, log_h, _) = _unpack(params, data.n_runs)
+    per_row = theta[data.run]
+    return learning_curve(data.x, per_row[:, 0], per_row[:, 1], np.exp(per_row[:, 2]),
+                          np.exp(per_row[:, 3]), np.exp(log_s), log_c, np.exp(log_h))
+
+
+def _variance(fitted, data, sigma0):
+    if data.n_test is None:
+        return np.full_like(fitted, sigma0**2)
+    eps = np.clip(np.exp(fitted), 1e-9, 1 - 1e-9)
+    return (1 - eps) / (data.n_test * eps) + sigma0**2
+
+
+def _sparsity(data):
+    """Which parameters each residual depends on: its run's, the shared ones, the prior."""
+    n_rows, n_runs = len(data.x), data.n_runs
+    rows = np.repeat(np.arange(n_rows), _PER_RUN)
+    cols = (data.run[:, None] * _PER_RUN + np.arange(_PER_RUN)).ravel()
+    pattern = sparse.lil_matrix((n_rows + n_runs, n_runs * _PER_RUN + _SHARED), dtype=int)
+    pattern[rows, cols] = 1
+    pattern[:n_rows, n_runs * _PER_RUN: n_runs * _PER_RUN + 3] = 1
+    prior_rows = n_rows + np.arange(n_runs)
+    pattern[prior_rows, np.arange(n_runs) * _PER_RUN + 3] = 1
+    pattern[prior_rows, n_runs * _PER_RUN + 3] = 1
+    return pattern.tocsr()
+
+
+def _bounds(data):
+    lower, upper = [], []
+    y_low = float(np.min(data.y)) - 3.0
+    for r in range(data.n_runs):
+        xr = data.x[data.run == r]
+        lower += [xr[0] - 0.5, y_low, _LOG_GAMMA[0], _LOG_BETA[0]]
+        upper += [xr[-1] + _BEYOND, 0.0, _LOG_GAMMA[1], _LOG_BETA[1]]
+    lower += [_LOG_SHARPNESS[0], float(np.max(data.y)) - 1.0, _LOG_PLATEAU_SHARPNESS[0],
+              _LOG_BETA[0]]
+    upper += [_LOG_SHARPNESS[1], 0.0, _LOG_PLATEAU_SHARPNESS[1], _LOG_BETA[1]]
+    return np.array(lower), np.array(upper)
+
+
+def _solve_sigma0(resid2, binomial_var, n_free):
+    """Extra variance that makes the weighted residuals average to one (method of moments)."""
+    target = n_free
+
+    def excess(s2):
+        return np.sum(resid2 / (binomial_var + s2)) - target
+
+    if excess(0.0) <= 0:
+        return 0.0
+    high = max(np.mean(resid2), 1e-12)
+    while excess(high) > 0:
+        high *= 4
+    return float(np.sqrt(optimize.brentq(excess, 0.0, high, xtol=1e-14)))
+
+
+def summarise_group(data: GroupCurves, *, passes: int = 3) -> RunSummaries:
+    """Fit every run of one group and summarise each by ``(γ, x*, y*)`` with covariance.
+
+    The fit is repeated ``passes`` times, re-weighting with the binomial variance at the
+    fitted curve and the re-estimated extra noise ``σ0`` (iteratively re-weighted least
+    squares).
+    """
+    theta0, shared0 = _initial_guess(data)
+    params = np.concatenate([theta0.ravel(), shared0])
+    lower, upper = _bounds(data)
+    params = np.clip(params, lower + 1e-9, upper - 1e-9)
+    sparsity = _sparsity(data)
+    sigma0 = 0.05 if data.n_test is None else 0.0
+    variance = _variance(data.y, data, max(sigma0, 0.05))
+    n_params = len(params)
+    for _ in range(passes):
+        weight = 1.0 / np.sqrt(variance)
+
+        def residuals(p, weight=weight):
+            theta, shared = _unpack(p, data.n_runs)
+            return np.concatenate([(data.y - _curve(p, data)) * weight, theta[:, 3] - shared[3]])
+
+        solution = optimize.least_squares(residuals, params, jac_sparsity=sparsity,
+                                          bounds=(lower, upper), x_scale="jac", method="trf",
+                                          xtol=1e-10, ftol=1e-10, max_nfev=2000)
+        params = solution.x
+        fitted = _curve(params, data)
+        binomial = _variance(fitted, data, 0.0) if data.n_test is not None else 0.0
+        sigma0 = _solve_sigma0((data.y - fitted) ** 2, binomial, len(data.y) - n_params)
+        variance = _variance(fitted, data, max(sigma0, 1e-6))
+    return _summaries(params, solution, data, fitted, sigma0)
+
+
+def _summaries(params, solution, data, fitted, sigma0):
+    theta, (log_s, log_c, log_h, _) = _unpack(params, data.n_runs)
+    jac = solution.jac.toarray() if sparse.issparse(solution.jac) else solution.jac
+    information = jac.T @ jac
+    n = data.n_runs
+    shared = slice(n * _PER_RUN, n * _PER_RUN + _SHARED)
+    # Schur complement: the shared parameters' own uncertainty, once every run is profiled
+    schur = information[shared, shared].copy()
+    blocks = []
+    for r in range(n):
+        mine = slice(r * _PER_RUN, (r + 1) * _PER_RUN)
+        inverse = np.linalg.pinv(information[mine, mine])
+        coupling = information[mine, shared]
+        schur -= coupling.T @ inverse @ coupling
+        blocks.append((inverse, -inverse @ coupling))
+    shared_factor = np.linalg.cholesky(np.linalg.pinv(schur) + 1e-12 * np.eye(_SHARED))
+
+    cov, loading = np.empty((n, 3, 3)), np.empty((n, 3, _SHARED))
+    y_last, y_last_sd = np.empty(n), np.empty(n)
+    x_first, x_last, n_points = np.empty(n), np.empty(n), np.empty(n, int)
+    order = [2, 0, 1]  # (x*, y*, log γ, log β) -> (γ, x*, y*), with d γ = γ d log γ
+    for r, (inverse, sensitivity) in enumerate(blocks):
+        rows = np.flatnonzero(data.run == r)
+        x_first[r], x_last[r], n_points[r] = data.x[rows[0]], data.x[rows[-1]], len(rows)
+        scale = np.array([np.exp(theta[r, 2]), 1.0, 1.0])
+        cov[r] = inverse[np.ix_(order, order)] * np.outer(scale, scale)
+        loading[r] = (sensitivity @ shared_factor)[order] * scale[:, None]
+        y_last[r] = fitted[rows[-1]]
+        grad = _last_point_gradient(params, data, r, rows[-1])
+        y_last_sd[r] = float(np.sqrt(max(grad @ inverse @ grad, 0.0)))
+    censored = theta[:, 0] >= x_last - 1e-6
+    return RunSummaries(
+        gamma=np.exp(theta[:, 2]), x_star=theta[:, 0].copy(), y_star=theta[:, 1].copy(),
+        cov=cov, shared_loading=loading, beta=np.exp(theta[:, 3]), censored=censored,
+        x_first=x_first, x_last=x_last, y_last=y_last, y_last_sd=y_last_sd, n_points=n_points,
+        sharpness=float(np.exp(log_s)), log_chance=float(log_c),
+        plateau_sharpness=float(np.exp(log_h)), sigma0=float(sigma0), cost=float(solution.cost),
+        fitted=fitted)
+
+
+def _last_point_gradient(params, data, r, row, step=1e-6):
+    theta, (log_s, log_c, log_h, _) = _unpack(params, data.n_runs)
+    base = theta[r].copy()
+
+    def value(t):
+        return learning_curve(data.x[row], t[0], t[1], np.exp(t[2]), np.exp(t[3]),
+                              np.exp(log_s), log_c, np.exp(log_h))
+
+    grad = np.empty(_PER_RUN)
+    for k in range(_PER_RUN):
+        up, down = base.copy(), base.copy()
+        up[k] += step
+        down[k] -= step
+        grad[k] = (value(up) - value(down)) / (2 * step)
+    return grad
