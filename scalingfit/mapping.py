@@ -171,7 +171,8 @@ class Mapping:
             match = _NORM_TAG.match(name)
             if not match or name in rename:
                 continue
-            canonical = f"{match.group(1) or ''}norm_{re.sub(r'[^0-9A-Za-z]+', '_', match.group(2))}"
+            name_part = re.sub(r"[^0-9A-Za-z]+", "_", match.group(2))
+            canonical = f"{match.group(1) or ''}norm_{name_part}"
             if canonical not in present and canonical not in rename.values():
                 rename[name] = canonical
                 recognised[canonical] = name

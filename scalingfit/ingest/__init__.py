@@ -76,7 +76,12 @@ def read_source(path, mapping: Mapping | None = None, *, nan_policy: str = "rais
                 reader=None):
     """Read and validate one source; return (canonical table, report)."""
     if reader is None:
-        ((reader, path),) = _sources_in(path)
+        found = _sources_in(path)
+        if len(found) > 1:
+            raise DataError(f"holds several kinds of log ({', '.join(str(p) for _, p in found)})"
+                            f"; read_source reads one.", source=path,
+                            fix="use scalingfit.load, which reads them all.")
+        ((reader, path),) = found
     table, report = reader.read(path, mapping)
     if "source" not in table:
         table["source"] = str(path)
@@ -147,7 +152,7 @@ def write_table(table: pd.DataFrame, path) -> Path:
         raise DataError(f"the output must end in one of {', '.join(OUTPUT_SUFFIXES)}.",
                         source=path, fix="name the file table.parquet or table.csv.")
     table = table.copy()
-    for column in table.columns[table.dtypes == object]:
+    for column in table.columns[(table.dtypes == object).to_numpy()]:  # noqa: E721
         kinds = {type(v) for v in table[column].dropna()}
         if len(kinds) > 1:
             table[column] = table[column].map(lambda v: v if pd.isna(v) else str(v))

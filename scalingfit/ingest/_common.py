@@ -114,9 +114,9 @@ def assemble(runs, mapping: Mapping | None, report: SourceReport, *, source,
     rename, _ = mapping.resolve(["run_id", step, *metrics, *meta_keys], source=source)
     needed = _needed(metrics, rename, mapping)
 
-    frames = []
+    frames, gaps = [], set()
     for run in runs:
-        frame = _rows_of(run, step, needed, report)
+        frame = _rows_of(run, step, needed, report, gaps)
         if frame is None:
             report.notes.append(f"run '{run.name}' has no step with "
                                 f"{' and '.join(repr(n) for n in needed) or 'any metric'}")
@@ -128,9 +128,33 @@ def assemble(runs, mapping: Mapping | None, report: SourceReport, *, source,
     report.runs_found = len(runs)
     if not frames:
         return pd.DataFrame()
+    for frame in frames:  # a metric some runs never logged has holes too
+        gaps.update(set(metrics) - set(frame.columns))
     raw = pd.concat(frames)
     table, recognised = mapping.apply(raw, source=source)
     report.recognised.update(recognised)
+    return _keep_gappy_optionals_apart(table, gaps, rename, report)
+
+
+#: Optional canonical columns, which the table holds only without gaps.
+_OPTIONAL_VALUES = ("train_error", "test_loss", "train_loss")
+
+
+def _keep_gappy_optionals_apart(table, gaps, rename, report):
+    """A training loss logged at other steps than the test error keeps its own name.
+
+    The canonical ``train_loss`` (and ``train_error``, ``test_loss``) must be given at
+    every row, or not at all; a metric that was not logged at some of the kept steps
+    stays a column under its source name, with a note, rather than becoming a canonical
+    column full of holes (or costing rows).
+    """
+    for name in sorted(gaps):
+        canonical = rename.get(name, name)
+        if canonical in _OPTIONAL_VALUES and canonical in table and canonical != name:
+            table = table.rename(columns={canonical: name})
+            report.notes.append(f"'{name}' is not logged at every kept step: kept as "
+                                f"'{name}', not as {canonical}")
+            report.recognised.pop(canonical, None)
     return table
 
 
@@ -159,28 +183,30 @@ def nothing_kept(report: SourceReport, runs, *, source) -> DataError:
             f"<name>, norm_spectral_complexity: <name>}}'; the metrics found are {shown}.")
 
 
-def _rows_of(run: RunLog, step: str, needed, report) -> pd.DataFrame | None:
+def _rows_of(run: RunLog, step: str, needed, report, gaps: set) -> pd.DataFrame | None:
     if not run.series:
         return None
     all_steps = np.unique(np.concatenate([s for s, _ in run.series.values()]))
     keep = np.ones(len(all_steps), bool)
     columns = {}
+    logged = {}
     for name, (steps, values) in run.series.items():
         steps, values = _last_per_step(steps, values, report)
         at = np.searchsorted(all_steps, steps)
         column = np.full(len(all_steps), np.nan)
         column[at] = values
         columns[name] = column
+        logged[name] = np.zeros(len(all_steps), bool)
+        logged[name][at] = True
     for name in needed:
-        logged = np.zeros(len(all_steps), bool)
-        if name in run.series:
-            logged[np.searchsorted(all_steps, np.unique(run.series[name][0]))] = True
-        lacking = keep & ~logged
+        present = logged.get(name, np.zeros(len(all_steps), bool))
+        lacking = keep & ~present
         if lacking.any():
             report.skipped[f"steps without '{name}' logged"] += int(lacking.sum())
-        keep &= logged
+        keep &= present
     if not keep.any():
         return None
+    gaps.update(name for name, present in logged.items() if not present[keep].all())
     kept = all_steps[keep]
     labels = pd.Index([f"{run.name} step {s}" for s in kept.tolist()], dtype=object)
     frame = pd.DataFrame({"run_id": run.name, step: kept}, index=labels)

@@ -3,7 +3,8 @@
 ``np.save`` of a dict writes a ``.npy`` header for a 0-d object array, then a pickle of
 it. ``np.load(allow_pickle=True)`` would run whatever that pickle names — a pickle can
 call any importable function. This loader reads the header itself and unpickles with an
-allow-list: the few numpy functions that rebuild arrays, dtypes and numpy scalars.
+allow-list: the few numpy functions that rebuild arrays, dtypes and numpy scalars (and
+the latin-1 ``_codecs.encode`` that pickle protocol 2 uses for bytes).
 Dicts, lists, tuples, strings, bytes and numbers need no lookup at all, so they come
 through; any other name (``os.system``, ``builtins.eval``, ``subprocess.Popen``) is
 refused before it is even imported, with the name in the error.
@@ -45,8 +46,16 @@ def _reconstruct(subtype, shape, dtype):
     return _multiarray._reconstruct(subtype, shape, dtype)
 
 
+def _latin1_bytes(text, encoding="latin1"):
+    """Bytes as pickle protocol 2 writes them: ``_codecs.encode(text, 'latin1')``, only."""
+    if not isinstance(text, str) or encoding != "latin1":
+        raise pickle.UnpicklingError("_codecs.encode beyond what pickle writes for bytes")
+    return text.encode("latin1")
+
+
 def _allowed():
-    names = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    names = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+             ("_codecs", "encode"): _latin1_bytes}
     for core in ("numpy.core", "numpy._core"):  # files written by numpy 1 and numpy 2
         names[(f"{core}.multiarray", "_reconstruct")] = _reconstruct
         names[(f"{core}.multiarray", "scalar")] = _multiarray.scalar

@@ -77,7 +77,7 @@ class EventScalars:
                 self.ignored[f"'{self.plugins.get(tag) or 'unnamed'}' tensor summaries"] += count
         if not self._parts:
             return out, not_scalars
-        seq, tag, step, value, tensor = (np.concatenate(a) for a in zip(*self._parts))
+        seq, tag, step, value, tensor = (np.concatenate(a) for a in zip(*self._parts, strict=True))
         order = np.argsort(seq, kind="stable")
         tag, step, value, tensor = tag[order], step[order], value[order], tensor[order]
         for i in np.unique(tag):
