@@ -152,7 +152,7 @@ def write_table(table: pd.DataFrame, path) -> Path:
         raise DataError(f"the output must end in one of {', '.join(OUTPUT_SUFFIXES)}.",
                         source=path, fix="name the file table.parquet or table.csv.")
     table = table.copy()
-    for column in table.columns[(table.dtypes == object).to_numpy()]:  # noqa: E721
+    for column in [c for c in table.columns if pd.api.types.is_object_dtype(table[c])]:
         kinds = {type(v) for v in table[column].dropna()}
         if len(kinds) > 1:
             table[column] = table[column].map(lambda v: v if pd.isna(v) else str(v))

@@ -112,19 +112,21 @@ def assemble(runs, mapping: Mapping | None, report: SourceReport, *, source,
     metrics = sorted({name for run in runs for name in run.series})
     meta_keys = sorted({key for run in runs for key in run.meta} - set(metrics) - {step})
     rename, _ = mapping.resolve(["run_id", step, *metrics, *meta_keys], source=source)
-    needed = _needed(metrics, rename, mapping)
+    needed = _needed(metrics, rename)
 
     frames, gaps = [], set()
     for run in runs:
-        frame = _rows_of(run, step, needed, report, gaps)
-        if frame is None:
+        kept, columns = _rows_of(run, needed, report, gaps)
+        if kept is None:
             report.notes.append(f"run '{run.name}' has no step with "
                                 f"{' and '.join(repr(n) for n in needed) or 'any metric'}")
             continue
-        for key in meta_keys:
-            frame[key] = run.meta.get(key, np.nan)
-        frame["source"] = run.origin or source
-        frames.append(frame)
+        labels = pd.Index([f"{run.name} step {s}" for s in kept.tolist()], dtype=object)
+        # one constructor call: hundreds of metrics or config keys stay cheap
+        frames.append(pd.DataFrame({
+            "run_id": run.name, step: kept, **columns,
+            **{key: run.meta.get(key, np.nan) for key in meta_keys},
+            "source": run.origin or source}, index=labels))
     report.runs_found = len(runs)
     if not frames:
         return pd.DataFrame()
@@ -158,7 +160,7 @@ def _keep_gappy_optionals_apart(table, gaps, rename, report):
     return table
 
 
-def _needed(metrics, rename, mapping):
+def _needed(metrics, rename):
     """Source names of the series a row cannot do without: test error, step, every norm."""
     needed = []
     for name in metrics:
@@ -183,21 +185,20 @@ def nothing_kept(report: SourceReport, runs, *, source) -> DataError:
             f"<name>, norm_spectral_complexity: <name>}}'; the metrics found are {shown}.")
 
 
-def _rows_of(run: RunLog, step: str, needed, report, gaps: set) -> pd.DataFrame | None:
+def _rows_of(run: RunLog, needed, report, gaps: set):
+    """(kept steps, column per metric) of one run; (None, None) if no step is kept."""
     if not run.series:
-        return None
+        return None, None
     all_steps = np.unique(np.concatenate([s for s, _ in run.series.values()]))
-    keep = np.ones(len(all_steps), bool)
-    columns = {}
-    logged = {}
+    columns, logged = {}, {}
     for name, (steps, values) in run.series.items():
         steps, values = _last_per_step(steps, values, report)
         at = np.searchsorted(all_steps, steps)
-        column = np.full(len(all_steps), np.nan)
-        column[at] = values
-        columns[name] = column
+        columns[name] = np.full(len(all_steps), np.nan)
+        columns[name][at] = values
         logged[name] = np.zeros(len(all_steps), bool)
         logged[name][at] = True
+    keep = np.ones(len(all_steps), bool)
     for name in needed:
         present = logged.get(name, np.zeros(len(all_steps), bool))
         lacking = keep & ~present
@@ -205,14 +206,9 @@ def _rows_of(run: RunLog, step: str, needed, report, gaps: set) -> pd.DataFrame 
             report.skipped[f"steps without '{name}' logged"] += int(lacking.sum())
         keep &= present
     if not keep.any():
-        return None
+        return None, None
     gaps.update(name for name, present in logged.items() if not present[keep].all())
-    kept = all_steps[keep]
-    labels = pd.Index([f"{run.name} step {s}" for s in kept.tolist()], dtype=object)
-    frame = pd.DataFrame({"run_id": run.name, step: kept}, index=labels)
-    for name, column in columns.items():
-        frame[name] = column[keep]
-    return frame
+    return all_steps[keep], {name: column[keep] for name, column in columns.items()}
 
 
 def _last_per_step(steps, values, report):

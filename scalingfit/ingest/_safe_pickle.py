@@ -102,8 +102,9 @@ def load_object_npy(path):
                 shape, fortran, dtype = npy_format.read_array_header_2_0(file)
             else:
                 raise ValueError(f".npy format version {version} is not supported")
-        except (ValueError, OSError, SyntaxError) as err:
-            raise DataError(f"not a readable .npy file ({err}).", source=path) from err
+        except Exception as err:  # numpy's header parser raises ValueError, TokenError, ...
+            detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise DataError(f"not a readable .npy file ({detail}).", source=path) from None
         if not dtype.hasobject:
             count = int(np.prod(shape))
             data = np.frombuffer(file.read(count * dtype.itemsize), dtype)
@@ -120,8 +121,9 @@ def load_object_npy(path):
                             fix="if you trust this file, re-save its data with np.save from "
                                 "plain arrays, numbers, strings, lists and dicts.") from None
         except Exception as err:  # a damaged pickle raises anything from EOFError to TypeError
-            raise DataError(f"not a readable pickled .npy file ({type(err).__name__}: {err}).",
-                            source=path) from None
+            detail = str(err).splitlines()[0] if str(err) else ""
+            raise DataError(f"not a readable pickled .npy file ({type(err).__name__}: "
+                            f"{detail}).", source=path) from None
     if isinstance(array, np.ndarray) and array.dtype == object and array.shape == ():
         return array.item()
     return array

@@ -176,7 +176,7 @@ class EventScalars:
         return self.tags[tag]
 
 
-def _tensor_scalar(tensor) -> float:
+def _tensor_scalar(tensor) -> float | None:
     """The one number a TensorProto holds, or None if it holds something else."""
     dims = [d.size for d in tensor.tensor_shape.dim]
     if int(np.prod(dims)) != 1:

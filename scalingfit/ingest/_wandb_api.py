@@ -59,6 +59,12 @@ def parse_url(url: str):
     return "/".join(path[:2]), (path[2] if len(path) == 3 else None), filters
 
 
+def _first_line(err: Exception) -> str:
+    """An exception in one line (the CLI prints errors on one line)."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
 def _json_or_text(value: str):
     try:
         return json.loads(value)
@@ -133,14 +139,14 @@ def read_api(url: str, mapping: Mapping | None, report, *, api=None) -> list:
         try:
             api = wandb.Api(timeout=60)
         except Exception as err:  # no API key, no network: wandb raises several types
-            raise DataError(f"cannot reach W&B ({type(err).__name__}: {err}).", source=url,
+            raise DataError(f"cannot reach W&B ({_first_line(err)}).", source=url,
                             fix="run `wandb login`, or read the local run directories "
                                 "(wandb/run-*) instead.") from err
     try:
         runs = ([api.run(f"{project}/{run_id}")] if run_id
                 else list(api.runs(project, filters=filters or None, per_page=100)))
     except Exception as err:
-        raise DataError(f"W&B did not list the runs ({type(err).__name__}: {err}).",
+        raise DataError(f"W&B did not list the runs ({_first_line(err)}).",
                         source=url, fix="check the entity, project and filters.") from err
     if not runs:
         raise DataError("no runs match.", source=url, fix="check the project and filters.")

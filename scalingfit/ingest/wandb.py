@@ -214,7 +214,8 @@ def _read_run_log(file: Path, protos, report):
         elif kind == "config":
             _update_config(config, record.config)
     if history.missing_step:
-        report.skipped["W&B history rows without a step"] += history.missing_step
+        report.skipped["W&B history rows without a whole-number _step"] += (
+            history.missing_step)
     run_id = run_id or file.stem.removeprefix("run-")
     run = RunLog(name or run_id, history.series(), flat_config(config), str(file.parent))
     return run, run_id, history.ignored
@@ -249,8 +250,9 @@ class _SeriesBuilder:
 
     def add_row(self, step, row: dict):
         step = _json_value(step) if isinstance(step, str) else step
-        if not isinstance(step, (int, float)) or isinstance(step, bool) or step != step:
-            self.missing_step += 1
+        if (not isinstance(step, (int, float)) or isinstance(step, bool)
+                or not np.isfinite(step) or step != int(step)):
+            self.missing_step += 1  # no step, or not a whole number: not a row we can place
             return
         for key, value in row.items():
             if key.startswith("_"):
@@ -323,7 +325,8 @@ def _read_history(file: Path, report) -> list:
     runs = []
     for name, history in by_run.items():
         if history.missing_step:
-            report.skipped["W&B history rows without a step"] += history.missing_step
+            report.skipped["W&B history rows without a whole-number _step"] += (
+                history.missing_step)
         if history.ignored:
             report.notes.append(f"{file.name}: not numbers, not read: "
                                 + ", ".join(sorted(history.ignored)))

@@ -294,6 +294,8 @@ def test_damage_never_raises_and_spares_every_untouched_record(event_file, data)
     blob = bytearray(pristine)
     damaged = []  # byte spans that were touched
     for _ in range(data.draw(st.integers(1, 3))):
+        if not blob:
+            break
         kind = data.draw(st.sampled_from(["flip", "insert", "cut"]))
         at = data.draw(st.integers(0, len(blob) - 1))
         if kind == "flip":
@@ -394,3 +396,26 @@ def test_fast_path_and_protobuf_agree(items):
     expected = _reference(events)
     assert [(t, s) for t, s, _ in got] == [(t, s) for t, s, _ in expected]
     np.testing.assert_array_equal([v for *_, v in got], [float(v) for *_, v in expected])
+
+
+def test_pytorch_new_style_scalars(tmp_path):
+    torch_tb = pytest.importorskip("torch.utils.tensorboard")
+    with torch_tb.SummaryWriter(str(tmp_path / "cnn_P3_seed0")) as writer:
+        for step in range(3):
+            writer.add_scalar("test/error", 0.5 / (step + 1), step, new_style=True)
+            writer.add_scalar("norm/l1", 1.0 + step, step, new_style=True,
+                              double_precision=True)
+    table = load(tmp_path, TEMPLATE)
+    np.testing.assert_array_equal(table["test_error"],
+                                  np.float32([0.5, 0.25, 0.5 / 3]).astype(float))
+    assert table["norm_l1"].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_many_runs_draw_a_progress_bar_on_request(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich draws as if on a terminal
+    for size in range(1, 23):
+        write_events(tmp_path / f"cnn_P{size}_seed0",
+                     [(0, simple("test/error", 0.5)), (0, simple("norm/l1", 1.0))])
+    table = load(tmp_path, TEMPLATE, show_progress=True)
+    assert table["run_id"].nunique() == 22
+    assert "reading TensorBoard runs" in capsys.readouterr().err

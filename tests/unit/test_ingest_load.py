@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scalingfit.cli import main
-from scalingfit.errors import DataError
+from scalingfit.errors import DataError, ScalingfitError
 from scalingfit.ingest import load, read_source, write_table
 from scalingfit.mapping import Mapping
 
@@ -112,3 +114,20 @@ def test_the_source_wins_over_the_template_and_the_template_over_set():
     assert table["train_size"].tolist() == [99, 20]
     assert table["dataset"].tolist() == ["mnist", "mnist"]
     assert table["architecture"].tolist() == ["cnn", "cnn"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=st.sampled_from(["t.csv", "h.jsonl", "r.parquet", "CNN_MNIST_P1_seed0_WD0.0.npy",
+                             "run-x.wandb", "events.out.tfevents.1.host"]),
+       prefix=st.sampled_from([b"", b":W&B\xe1\xbe\x00", b"\x93NUMPY\x01\x00",
+                               b"\x93NUMPY\x01\x00v\x00{'descr': '|O', 'fortran_order': False, "
+                               b"'shape': (), }", b"Step,a - test/error\n",
+                               b"_step,test/error,norm/l1\n"]),
+       body=st.binary(max_size=400))
+def test_any_bytes_give_a_table_or_a_one_line_error(tmp_path_factory, name, prefix, body):
+    path = tmp_path_factory.mktemp("fuzz") / name
+    path.write_bytes(prefix + body)
+    try:
+        load(path, {"set": {"train_size": 1}})
+    except ScalingfitError as err:
+        assert "\n" not in str(err)
