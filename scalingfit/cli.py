@@ -22,7 +22,9 @@ mapping file (YAML), for sources whose names or units differ from the canonical 
 
 def _add_sources(parser, *, example=True):
     parser.add_argument("sources", nargs="*", metavar="SOURCE",
-                        help="canonical CSV/Parquet tables (or other logs; see `ingest`)")
+                        help="canonical CSV/Parquet tables, TensorBoard log directories, W&B "
+                             "run directories or CSV exports, wandb://entity/project, the "
+                             "paper's .npy run files, or directories holding them")
     parser.add_argument("--map", dest="mapping", metavar="FILE", help="column mapping (YAML)")
     parser.add_argument("--nan-policy", choices=("raise", "omit"), default="raise",
                         help="rows with a missing test error or norm: error (default) or "
@@ -94,9 +96,34 @@ def _run_fit(args):
     return 0
 
 
+def _ingest_arguments(parser):
+    _add_sources(parser, example=False)
+    parser.add_argument("--out", required=True, metavar="FILE",
+                        help="the canonical table to write: table.parquet or table.csv")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def _run_ingest(args):
+    from .ingest import OUTPUT_SUFFIXES, load, write_table
+
+    if not args.sources:
+        raise ScalingfitError("no SOURCE given; see --help.")
+    if not args.out.lower().endswith(OUTPUT_SUFFIXES):  # say so before reading anything
+        raise ScalingfitError(f"--out must end in one of {', '.join(OUTPUT_SUFFIXES)}.")
+    table, reports = load(args.sources, args.mapping, nan_policy=args.nan_policy,
+                          return_report=True, show_progress=False if args.quiet else None)
+    for report in reports:
+        print(report.line())
+    path = write_table(table, args.out)
+    print(f"wrote {path}: {len(table)} rows, {table['run_id'].nunique()} runs")
+    return 0
+
+
 COMMANDS = {
     "fit": ("fit both laws hierarchically; writes posterior.nc and summary.json",
             _fit_arguments, _run_fit),
+    "ingest": ("read TensorBoard, W&B, CSV or the paper's .npy logs into one canonical table",
+               _ingest_arguments, _run_ingest),
 }
 
 

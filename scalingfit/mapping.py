@@ -9,10 +9,15 @@ One YAML format serves every source (CSV, TensorBoard, W&B, the paper's files)::
       test_error: percent   # norm_*: linear (default) | log (natural) | log10
     runs:
       template: "{architecture}_{dataset}_P{train_size}_seed{seed}"   # run name -> metadata
-    set:                # constants for every row
+    set:                # constants, for rows the source and the template leave empty
       n_test: 10000
 
-Without a mapping, common names are recognised (:data:`ALIASES`) and reported.
+Without a mapping, common names are recognised (:data:`ALIASES`, and norms logged as
+``norm/<name>``, ``norms/<name>`` or ``norm.<name>`` become ``norm_<name>``) and reported.
+
+Run metadata is taken, in this order, from the source itself (a column, the TensorBoard
+hparams plugin, the W&B config), from the run-name template, then from ``set``: each
+fills only what the ones before it left empty.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ __all__ = ["Mapping", "ALIASES", "RunTemplate"]
 #: Source names recognised without a mapping, per canonical column (first match wins).
 ALIASES = {
     "run_id": ["run", "run_name", "name", "Name", "run_path"],
+    "architecture": ["arch", "model"],
+    "dataset": ["data", "dataset_name"],
     "train_size": ["P", "n_train", "num_train", "train_samples", "n_samples", "ntrain"],
     "step": ["epoch", "Epoch", "Step", "_step", "global_step", "iteration", "iter"],
     "test_error": ["test_err", "test/error", "error/test", "eval/error", "test/err",
@@ -44,6 +51,8 @@ ALIASES = {
 ERROR_UNITS = ("fraction", "percent", "accuracy", "accuracy_percent")
 NORM_UNITS = ("linear", "log", "log10")
 _SECTIONS = {"columns", "metrics", "units", "runs", "set"}
+#: Norms as loggers name them: ``norm/spectral``, ``norms/l1``, ``lognorm/fro``, ``norm.l1``.
+_NORM_TAG = re.compile(r"^(log)?norms?[/.](.+)$")
 
 
 @dataclass
@@ -126,42 +135,67 @@ class Mapping:
 
         Columns the mapping does not mention keep their names, so unknown columns are kept.
         """
+        rename, recognised = self.resolve(raw.columns, source=source)
+        table = raw.rename(columns=rename)
+        if self.template is not None and "run_id" in table:
+            table = self._parse_run_names(table, source)
+        for key, value in self.constants.items():
+            # the source and the template win; `set` fills what they leave empty
+            table[key] = table[key].where(table[key].notna(), value) if key in table else value
+        return self._convert_units(table, source), recognised
+
+    def resolve(self, names, *, source=None) -> tuple[dict, dict]:
+        """Which source names become which canonical names, without touching any data.
+
+        Returns ``(rename, recognised)``: every renamed source name with its canonical
+        name, and the subset that was recognised without the mapping saying so. Readers
+        that assemble rows from logged series use it to know which series a row needs.
+        """
+        names = [str(n) for n in names]
+        present = set(names)
         rename, recognised = {}, {}
         for canonical, name in self.columns.items():
-            if name not in raw:
+            if name not in present:
                 raise DataError(f"the mapping ({self.origin}) maps '{canonical}' to '{name}', "
-                                f"which is not among the columns {list(raw.columns)}.",
+                                f"which is not among the columns {names}.",
                                 source=source, column=name, fix="correct the mapping.")
             rename[name] = canonical
         for canonical, aliases in ALIASES.items():
-            if canonical in raw or canonical in rename.values():
+            if canonical in present or canonical in rename.values():
                 continue
-            alias = next((a for a in aliases if a in raw and a not in rename), None)
+            alias = next((a for a in aliases if a in present and a not in rename), None)
             if alias is not None:
                 rename[alias] = canonical
                 recognised[canonical] = alias
-        table = raw.rename(columns=rename)
-        for key, value in self.constants.items():
-            table[key] = value
-        if self.template is not None and "run_id" in table:
-            table = self._parse_run_names(table, source)
-        return self._convert_units(table, source), recognised
+        for name in names:
+            match = _NORM_TAG.match(name)
+            if not match or name in rename:
+                continue
+            name_part = re.sub(r"[^0-9A-Za-z]+", "_", match.group(2))
+            canonical = f"{match.group(1) or ''}norm_{name_part}"
+            if canonical not in present and canonical not in rename.values():
+                rename[name] = canonical
+                recognised[canonical] = name
+        return rename, recognised
 
     def _parse_run_names(self, table, source):
-        parsed = {}
-        for name in pd.unique(table["run_id"].astype(str)):
+        # parse each distinct run name once, then spread the fields over its rows
+        codes, names = pd.factorize(table["run_id"].astype(str))
+        parsed = []
+        for code, name in enumerate(names):
             fields = self.template.parse(name)
             if fields is None:
-                row = table.index[(table["run_id"].astype(str) == name).to_numpy()][0]
+                row = table.index[np.flatnonzero(codes == code)[0]]
                 raise DataError(f"run name {name!r} does not match the template "
                                 f"{self.template.template!r}.", source=source, row=row,
                                 column="run_id", fix=f"correct 'runs: template' in {self.origin}.")
-            parsed[name] = fields
-        fields = pd.DataFrame.from_dict(parsed, orient="index")
-        names = table["run_id"].astype(str)
-        for column in fields.columns:
+            parsed.append(fields)
+        for column in dict.fromkeys(key for fields in parsed for key in fields):
+            from_names = np.array([fields.get(column) for fields in parsed], object)[codes]
             if column not in table or table[column].isna().all():
-                table[column] = names.map(fields[column]).to_numpy()
+                table[column] = from_names
+            else:  # the source's own values win; the template fills the gaps
+                table[column] = table[column].where(table[column].notna(), from_names)
         return table
 
     def _convert_units(self, table, source):

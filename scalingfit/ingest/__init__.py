@@ -1,39 +1,91 @@
 """Readers that turn training logs into the canonical table (DESIGN.md §3).
 
-One module per source; :func:`load` dispatches on what each path is and validates every
-source with :func:`scalingfit.table.validate`.
+One module per source (:mod:`.csv`, :mod:`.tensorboard`, :mod:`.wandb`, :mod:`.paper`);
+:func:`load` works out which reader each source needs — a directory may hold several
+kinds of log, each read as its own source — and validates every source with
+:func:`scalingfit.table.validate`.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
 
+from ..atomic import atomic_path
 from ..errors import DataError
 from ..mapping import Mapping
 from ..table import validate
-from . import csv
-from ._common import SourceReport
+from . import csv, paper, tensorboard, wandb
+from ._common import SourceReport, check_error_units, progress
 
-__all__ = ["load", "read_source", "SourceReport"]
+__all__ = ["load", "read_source", "write_table", "SourceReport", "OUTPUT_SUFFIXES"]
+
+OUTPUT_SUFFIXES = (".parquet", ".pq", ".csv")
+_LOOKED_FOR = ("TensorBoard event files, W&B run logs (run-*.wandb), W&B CSV exports, "
+               "the paper's .npy run files, CSV/Parquet tables")
 
 
 def _reader_for(path: Path):
-    if path.is_file() and path.name.lower().endswith(csv.SUFFIXES):
-        return csv
+    """The reader of one file (a directory is split by :func:`_sources_in` first)."""
+    name = path.name.lower()
+    if tensorboard.is_event_file(path):
+        return tensorboard
+    if name.endswith(".wandb") or name.endswith(wandb.HISTORY_ONLY_SUFFIXES):
+        return wandb
+    if name.endswith(".npy"):
+        return paper
+    if name.endswith(csv.SUFFIXES):
+        return wandb if wandb.is_wandb_table(path) else csv
+    raise DataError("no reader for this kind of file.", source=path,
+                    fix=f"give one of: {_LOOKED_FOR}.")
+
+
+def _sources_in(source) -> list:
+    """(reader, path) pairs for one SOURCE argument: a file, a directory or a URL."""
+    if isinstance(source, str) and source.startswith(wandb.URL_SCHEME):
+        return [(wandb, source)]
+    path = Path(source)
     if not path.exists():
         raise DataError("no such file or directory.", source=path)
-    raise DataError("no reader for this kind of source.", source=path,
-                    fix=f"give a table file ({', '.join(csv.SUFFIXES)}).")
+    if path.is_file():
+        return [(_reader_for(path), path)]
+    kinds, tables = set(), []
+    for directory, subdirectories, files in os.walk(path):
+        subdirectories.sort()
+        for name in sorted(files):
+            try:
+                reader = _reader_for(Path(directory, name))
+            except DataError:
+                continue  # not a log: README, requirements.txt, debug.log, ...
+            if reader is csv:
+                tables.append(Path(directory, name))
+            else:
+                kinds.add(reader)
+    # each reader walks the directory itself and reads only its own kind of file
+    found = [(reader, path) for reader in (tensorboard, wandb, paper) if reader in kinds]
+    found += [(csv, table) for table in tables]
+    if not found:
+        raise DataError(f"no training logs found in this directory (looked for {_LOOKED_FOR}).",
+                        source=path, fix="check the path, or give the files themselves.")
+    return found
 
 
-def read_source(path, mapping: Mapping | None = None, *, nan_policy: str = "raise"):
+def read_source(path, mapping: Mapping | None = None, *, nan_policy: str = "raise",
+                reader=None):
     """Read and validate one source; return (canonical table, report)."""
-    path = Path(path)
-    table, report = _reader_for(path).read(path, mapping)
+    if reader is None:
+        found = _sources_in(path)
+        if len(found) > 1:
+            raise DataError(f"holds several kinds of log ({', '.join(str(p) for _, p in found)})"
+                            f"; read_source reads one.", source=path,
+                            fix="use scalingfit.load, which reads them all.")
+        ((reader, path),) = found
+    table, report = reader.read(path, mapping)
     if "source" not in table:
         table["source"] = str(path)
+    check_error_units(table, mapping, source=str(path))
     table = validate(table, source=str(path), nan_policy=nan_policy)
     if table.attrs.get("omitted_rows"):
         report.skipped["missing test_error or norm (nan_policy='omit')"] += (
@@ -43,19 +95,22 @@ def read_source(path, mapping: Mapping | None = None, *, nan_policy: str = "rais
     return table, report
 
 
-def load(sources, mapping=None, *, nan_policy: str = "raise", return_report: bool = False):
+def load(sources, mapping=None, *, nan_policy: str = "raise", return_report: bool = False,
+         show_progress: bool | None = False):
     """Read sources into one canonical table.
 
     Parameters
     ----------
-    sources : path or list of paths
-        Files or directories.
+    sources : path, URL or list of them
+        Files, directories (every log found in them) or ``wandb://entity/project`` URLs.
     mapping : Mapping, dict or path to a YAML file, optional
         Column names and units (see :mod:`scalingfit.mapping`).
     nan_policy : {"raise", "omit"}
         Rows with a missing test error or norm: an error (default), or skipped and counted.
     return_report : bool
-        Also return a list of :class:`SourceReport`, one per source.
+        Also return a list of :class:`SourceReport`, one per source read.
+    show_progress : bool or None
+        Progress bars on stderr while reading large trees (None: when it is a terminal).
 
     Returns
     -------
@@ -67,16 +122,43 @@ def load(sources, mapping=None, *, nan_policy: str = "raise", return_report: boo
         mapping = (Mapping.from_dict(mapping) if isinstance(mapping, dict)
                    else Mapping.from_yaml(mapping))
     tables, reports, owner = [], [], {}
-    for source in sources:
-        table, report = read_source(source, mapping, nan_policy=nan_policy)
-        for run in pd.unique(table["run_id"]):
-            if run in owner:
-                raise DataError(f"run_id '{run}' also appears in {owner[run]}.", source=source,
-                                column="run_id", fix="run ids must be unique across sources.")
-            owner[run] = str(source)
-        tables.append(table)
-        reports.append(report)
+    with progress(show_progress):
+        for source in sources:
+            for reader, path in _sources_in(source):
+                table, report = read_source(path, mapping, nan_policy=nan_policy,
+                                            reader=reader)
+                for run in pd.unique(table["run_id"]):
+                    if run in owner:
+                        raise DataError(f"run_id '{run}' also appears in {owner[run]}.",
+                                        source=path, column="run_id",
+                                        fix="run ids must be unique across sources.")
+                    owner[run] = str(path)
+                tables.append(table)
+                reports.append(report)
     if not tables:
         raise DataError("no sources given.")
     table = pd.concat(tables) if len(tables) > 1 else tables[0]
     return (table, reports) if return_report else table
+
+
+def write_table(table: pd.DataFrame, path) -> Path:
+    """Write a canonical table to ``.parquet`` or ``.csv``, atomically.
+
+    Metadata columns whose values mix types across runs (a weight decay logged as a number
+    by one run and as a string by another) are written as strings, which both formats hold.
+    """
+    path = Path(path)
+    if not path.name.lower().endswith(OUTPUT_SUFFIXES):
+        raise DataError(f"the output must end in one of {', '.join(OUTPUT_SUFFIXES)}.",
+                        source=path, fix="name the file table.parquet or table.csv.")
+    table = table.copy()
+    for column in [c for c in table.columns if pd.api.types.is_object_dtype(table[c])]:
+        kinds = {type(v) for v in table[column].dropna()}
+        if len(kinds) > 1:
+            table[column] = table[column].map(lambda v: v if pd.isna(v) else str(v))
+    with atomic_path(path) as tmp:
+        if path.name.lower().endswith(".csv"):
+            table.to_csv(tmp, index=False)
+        else:
+            table.to_parquet(tmp, index=False)
+    return path

@@ -1,0 +1,421 @@
+"""TensorBoard event files written by the real writers: read, checksums, damage, metadata."""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scalingfit.errors import DataError
+from scalingfit.ingest import load, tensorboard
+from scalingfit.ingest._tfevent import EventScalars
+from scalingfit.ingest._tfrecord import BAD_DATA, DAMAGED, TRUNCATED, read_records
+
+pytest.importorskip("tensorboard")
+from tensorboard.compat.proto import (  # noqa: E402
+    event_pb2,
+    summary_pb2,
+    tensor_pb2,
+    tensor_shape_pb2,
+)
+from tensorboard.plugins.hparams import summary_v2 as hparams_summary  # noqa: E402
+from tensorboard.plugins.scalar import metadata as scalar_metadata  # noqa: E402
+from tensorboard.summary.writer.event_file_writer import EventFileWriter  # noqa: E402
+
+TEMPLATE = {"runs": {"template": "{architecture}_P{train_size}_seed{seed}"}}
+
+
+# -- writers ---------------------------------------------------------------------------
+
+def simple(tag, value):
+    return summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=value)])
+
+
+def tf2_scalar(tag, value, *, dtype=1, layout="content", metadata=True, shape=True):
+    """A tensor-encoded scalar, in TF2's layout by default (float32 tensor_content)."""
+    fmt = "<f" if dtype == 1 else "<d"
+    fields = {"dtype": dtype}
+    if shape:
+        fields["tensor_shape"] = tensor_shape_pb2.TensorShapeProto()
+    if layout == "content":
+        fields["tensor_content"] = struct.pack(fmt, value)
+    elif dtype == 1:
+        fields["float_val"] = [value]
+    else:
+        fields["double_val"] = [value]
+    value_pb = summary_pb2.Summary.Value(tag=tag, tensor=tensor_pb2.TensorProto(**fields))
+    if metadata:
+        value_pb.metadata.CopyFrom(scalar_metadata.create_summary_metadata(None, None))
+    return summary_pb2.Summary(value=[value_pb])
+
+
+def write_events(directory, summaries_by_step):
+    """An event file written by tensorboard's own EventFileWriter."""
+    before = set(directory.iterdir()) if directory.exists() else set()
+    writer = EventFileWriter(str(directory), filename_suffix=f".{len(before)}")
+    for step, summary in summaries_by_step:
+        writer.add_event(event_pb2.Event(wall_time=1.5, step=step, summary=summary))
+    writer.close()
+    (path,) = set(directory.iterdir()) - before
+    return path
+
+
+def pytorch_run(directory, steps=range(0, 50, 5), *, seed=0):
+    torch_tb = pytest.importorskip("torch.utils.tensorboard")
+    rng = np.random.default_rng(seed)
+    errors = rng.uniform(0.05, 0.9, len(steps))
+    norms = rng.uniform(1, 1e6, len(steps))
+    with torch_tb.SummaryWriter(str(directory)) as writer:
+        for step, error, norm in zip(steps, errors, norms, strict=True):
+            writer.add_scalar("test/error", error, step)
+            writer.add_scalar("norm/spectral_complexity", norm, step)
+            writer.add_scalar("train/loss", 2 * error, step)
+    return list(steps), errors, norms
+
+
+def payloads_written(path):
+    """The data of every record in a file, with its byte span, from the writer's framing."""
+    blob, pos, out = path.read_bytes(), 0, []
+    while pos < len(blob):
+        (length,) = struct.unpack_from("<Q", blob, pos)
+        out.append((pos, pos + 16 + length, blob[pos + 12:pos + 12 + length]))
+        pos += 16 + length
+    return out
+
+
+def payloads_read(path, skipped, **kwargs):
+    return [bytes(buffer[s:e]) for buffer, starts, ends in read_records(path, skipped, **kwargs)
+            for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+
+# -- reading ---------------------------------------------------------------------------
+
+def test_pytorch_runs_read_with_template(tmp_path):
+    expected = {}
+    for size in (100, 200):
+        expected[size] = pytorch_run(tmp_path / f"cnn_P{size}_seed0", seed=size)
+    table = load(tmp_path, TEMPLATE)
+    assert sorted(table["train_size"].unique()) == [100, 200]
+    for size, (steps, errors, norms) in expected.items():
+        run = table[table["train_size"] == size]
+        assert run["step"].tolist() == steps
+        np.testing.assert_array_equal(run["test_error"], errors.astype(np.float32))
+        np.testing.assert_array_equal(run["norm_spectral_complexity"], norms.astype(np.float32))
+        np.testing.assert_array_equal(run["train_loss"], (2 * errors).astype(np.float32))
+
+
+def test_a_run_in_several_event_files_is_one_run(tmp_path):
+    run = tmp_path / "cnn_P100_seed0"
+    write_events(run, [(s, simple("test/error", 0.5)) for s in range(3)])
+    write_events(run, [(s, simple("norm/l1", 2.0)) for s in range(3)])
+    table, report = tensorboard.read(run, None)
+    assert table["run_id"].unique().tolist() == ["cnn_P100_seed0"]
+    assert table["step"].tolist() == [0, 1, 2] and table["norm_l1"].eq(2.0).all()
+
+
+@pytest.mark.parametrize("dtype, layout", [(1, "content"), (2, "content"), (1, "values"),
+                                           (2, "values")])
+def test_tensor_encoded_scalars(tmp_path, dtype, layout):
+    values = [0.1, 0.25, 1 / 3]
+    write_events(tmp_path / "vit_P10_seed1", [
+        (step, tf2_scalar("test/error", v, dtype=dtype, layout=layout))
+        for step, v in enumerate(values)] + [
+        (step, tf2_scalar("norm/fro", 10.0 + step, dtype=dtype, layout=layout, shape=False))
+        for step in range(3)])
+    table = load(tmp_path, TEMPLATE)
+    precision = np.float32 if dtype == 1 else np.float64
+    np.testing.assert_array_equal(table["test_error"], np.array(values, precision))
+    assert table["norm_fro"].tolist() == [10.0, 11.0, 12.0]
+
+
+def test_metadata_on_the_first_event_of_a_tag_holds_for_the_run(tmp_path):
+    # TF1's FileWriter strips the metadata from every event of a tag but the first
+    events = [(0, tf2_scalar("test/error", 0.5))]
+    events += [(s, tf2_scalar("test/error", 0.5 / s, metadata=False)) for s in range(1, 4)]
+    events += [(s, simple("norm/l1", float(s + 1))) for s in range(4)]
+    write_events(tmp_path / "cnn_P1_seed0", events)
+    table = load(tmp_path, TEMPLATE)
+    assert table["test_error"].tolist() == pytest.approx([0.5, 0.5, 0.25, 0.5 / 3])
+
+
+def test_other_summaries_are_noted_not_read(tmp_path):
+    histogram = summary_pb2.Summary(value=[summary_pb2.Summary.Value(
+        tag="weights", histo=summary_pb2.HistogramProto(min=0, max=1, num=3))])
+    untagged = tf2_scalar("loose", 1.0, metadata=False)
+    two_values = summary_pb2.Summary(value=[
+        summary_pb2.Summary.Value(tag="test/error", simple_value=0.5),
+        summary_pb2.Summary.Value(tag="norm/l1", simple_value=3.0)])
+    write_events(tmp_path / "cnn_P1_seed0",
+                 [(0, histogram), (0, untagged), (0, two_values), (1, two_values)])
+    table, report = tensorboard.read(tmp_path, None)
+    assert table["norm_l1"].tolist() == [3.0, 3.0]
+    assert "loose" not in table
+    note = report.line()
+    assert "histo summaries" in note and "without the 'scalars' plugin" in note
+
+
+def test_pytorch_add_hparams_is_folded_into_its_run(tmp_path):
+    torch_tb = pytest.importorskip("torch.utils.tensorboard")
+    with torch_tb.SummaryWriter(str(tmp_path / "my-run")) as writer:
+        for step in range(3):
+            writer.add_scalar("test/error", 0.5 - 0.1 * step, step)
+            writer.add_scalar("norm/l1", 1.0 + step, step)
+        writer.add_hparams({"arch": "resnet18", "dataset": "cifar10", "P": 5000, "seed": 3,
+                            "lr": 0.1}, {"hparam/final_error": 0.3})
+    table, report = tensorboard.read(tmp_path, None)
+    assert table["run_id"].unique().tolist() == ["my-run"]
+    row = table.iloc[0]
+    assert (row["architecture"], row["dataset"], row["train_size"], row["seed"], row["lr"]) == (
+        "resnet18", "cifar10", 5000, 3, 0.1)
+    assert "add_hparams() output" in report.line()
+
+
+def test_hparams_win_over_the_template_and_the_template_over_set(tmp_path):
+    write_events(tmp_path / "cnn_P100_seed7", [
+        (0, hparams_summary.hparams_pb({"seed": 1}, start_time_secs=1.0)),
+        (0, simple("test/error", 0.5)), (0, simple("norm/l1", 1.0))])
+    mapping = {**TEMPLATE, "set": {"seed": 99, "train_size": 5, "n_test": 10000}}
+    table = load(tmp_path, mapping)
+    assert table["seed"].tolist() == [1]  # hparams
+    assert table["train_size"].tolist() == [100]  # template, not set
+    assert table["n_test"].tolist() == [10000]  # set fills what nobody gave
+
+
+def test_steps_lacking_a_needed_metric_are_counted(tmp_path):
+    events = [(s, simple("train/loss", 1.0)) for s in range(10)]  # every step
+    events += [(s, simple("test/error", 0.5)) for s in range(0, 10, 5)]
+    events += [(s, simple("norm/l1", 1.0)) for s in range(0, 10, 5)]
+    write_events(tmp_path / "cnn_P1_seed0", events)
+    table, reports = load(tmp_path, TEMPLATE, return_report=True)
+    assert table["step"].tolist() == [0, 5]
+    assert reports[0].skipped == Counter({"steps without 'test/error' logged": 8})
+
+
+def test_a_step_logged_twice_keeps_the_later_value(tmp_path):
+    events = [(0, simple("test/error", 0.9)), (0, simple("norm/l1", 1.0)),
+              (0, simple("test/error", 0.4))]
+    write_events(tmp_path / "cnn_P1_seed0", events)
+    table, reports = load(tmp_path, TEMPLATE, return_report=True)
+    assert table["test_error"].tolist() == [pytest.approx(0.4)]
+    assert sum(reports[0].skipped.values()) == 1
+
+
+def test_no_event_files_is_a_clear_error(tmp_path):
+    (tmp_path / "cnn_P1_seed0").mkdir()
+    with pytest.raises(DataError, match="no TensorBoard event files"):
+        tensorboard.read(tmp_path / "cnn_P1_seed0", None)
+
+
+def test_a_run_without_scalars_is_a_clear_error(tmp_path):
+    write_events(tmp_path / "cnn_P1_seed0", [])  # only the file_version event
+    with pytest.raises(DataError, match="no scalar metrics"):
+        tensorboard.read(tmp_path, None)
+
+
+def test_unrecognised_tags_say_what_was_found(tmp_path):
+    write_events(tmp_path / "cnn_P1_seed0", [(0, simple("acc", 0.5)), (0, simple("wnorm", 2.0))])
+    with pytest.raises(DataError, match="missing required column.*'acc'.*'wnorm'"):
+        load(tmp_path, TEMPLATE)
+    table = load(tmp_path, {**TEMPLATE, "metrics": {"test_error": "acc",
+                                                    "norm_weights": "wnorm"},
+                            "units": {"test_error": "accuracy"}})
+    assert table["test_error"].tolist() == [0.5] and table["norm_weights"].tolist() == [2.0]
+
+
+# -- checksums and damage --------------------------------------------------------------
+
+@pytest.fixture
+def event_file(tmp_path):
+    pytorch_run(tmp_path / "run", steps=range(40))
+    (path,) = (tmp_path / "run").iterdir()
+    return path
+
+
+def test_every_record_is_read_from_an_intact_file(event_file):
+    skipped = Counter()
+    assert payloads_read(event_file, skipped) == [p for _, _, p in payloads_written(event_file)]
+    assert not skipped
+
+
+def test_a_flipped_data_byte_loses_only_that_record(event_file):
+    records = payloads_written(event_file)
+    blob = bytearray(event_file.read_bytes())
+    start, end, _ = records[17]
+    blob[start + 14] ^= 0x01  # inside the data of record 17
+    event_file.write_bytes(bytes(blob))
+    skipped = Counter()
+    assert payloads_read(event_file, skipped) == [p for i, (_, _, p) in enumerate(records)
+                                                  if i != 17]
+    assert skipped == Counter({BAD_DATA: 1})
+
+
+def test_a_flipped_length_byte_resynchronises(event_file):
+    records = payloads_written(event_file)
+    blob = bytearray(event_file.read_bytes())
+    blob[records[5][0] + 2] ^= 0x40  # the length of record 5: now ~4 MB, untrusted
+    event_file.write_bytes(bytes(blob))
+    skipped = Counter()
+    assert payloads_read(event_file, skipped) == [p for i, (_, _, p) in enumerate(records)
+                                                  if i != 5]
+    assert skipped == Counter({DAMAGED: 1})
+
+
+def test_a_truncated_file_keeps_every_whole_record(event_file):
+    records = payloads_written(event_file)
+    blob = event_file.read_bytes()
+    event_file.write_bytes(blob[:records[-3][0] + 20])  # cut inside the third-last record
+    skipped = Counter()
+    assert payloads_read(event_file, skipped) == [p for _, _, p in records[:-3]]
+    assert skipped == Counter({TRUNCATED: 1})
+
+
+def test_a_truncated_event_file_reads_through_load(tmp_path, event_file):
+    blob = event_file.read_bytes()
+    event_file.write_bytes(blob[:-7])  # the last record: train/loss at step 39
+    table, (report,) = load(event_file.parent, {"set": {"train_size": 10}},
+                            return_report=True)
+    assert len(table) == 40 and report.skipped == Counter({TRUNCATED: 1})
+    # train/loss now misses a kept step: it stays apart from the canonical train_loss
+    assert "train_loss" not in table and table["train/loss"].isna().sum() == 1
+    assert "not logged at every kept step" in report.line()
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_damage_never_raises_and_spares_every_untouched_record(event_file, data):
+    """Random flips, cuts and insertions: no exception, every record outside is read."""
+    pristine = event_file.read_bytes()
+    records = payloads_written(event_file)
+    blob = bytearray(pristine)
+    damaged = []  # byte spans that were touched
+    for _ in range(data.draw(st.integers(1, 3))):
+        if not blob:
+            break
+        kind = data.draw(st.sampled_from(["flip", "insert", "cut"]))
+        at = data.draw(st.integers(0, len(blob) - 1))
+        if kind == "flip":
+            blob[at] ^= data.draw(st.integers(1, 255))
+            damaged.append((at, at + 1))
+        elif kind == "insert":
+            junk = data.draw(st.binary(min_size=1, max_size=40))
+            blob[at:at] = junk
+            # everything from `at` moves on; a record around `at` now holds the junk
+            records = [(s if s < at else s + len(junk), e if e <= at else e + len(junk), p)
+                       for s, e, p in records]
+            damaged = [(s if s < at else s + len(junk), e if e <= at else e + len(junk))
+                       for s, e in damaged]
+            damaged.append((at, at + len(junk)))
+        else:
+            del blob[at:]
+            damaged.append((at, len(pristine) * 2))
+    chunk = data.draw(st.sampled_from([64, 1000, 1 << 24]))
+    path = event_file.with_name("damaged.tfevents")
+    path.write_bytes(bytes(blob))
+    skipped = Counter()
+    read = payloads_read(path, skipped, chunk_size=chunk)
+    untouched = [p for s, e, p in records
+                 if not any(a < e and s < b for a, b in damaged)]
+    for payload in untouched:
+        assert payload in read
+    assert set(read) <= {p for _, _, p in payloads_written(event_file)}
+
+
+def test_chunk_size_does_not_change_what_is_read(event_file):
+    whole = payloads_read(event_file, Counter())
+    assert payloads_read(event_file, Counter(), chunk_size=37) == whole
+
+
+# -- the fast decoder agrees with protobuf ---------------------------------------------
+
+def _protos():
+    return tensorboard._protos()
+
+
+def _reference(events):
+    """(tag, step, value) of the scalars in serialised events, decoded with protobuf."""
+    plugins, out = {}, []
+    for event in events:
+        for value in event.summary.value:
+            if value.HasField("metadata"):
+                plugins.setdefault(value.tag, value.metadata.plugin_data.plugin_name)
+    for event in events:
+        for value in event.summary.value:
+            kind = value.WhichOneof("value")
+            if kind == "simple_value" and plugins.get(value.tag, "") in ("", "scalars"):
+                out.append((value.tag, event.step, np.float32(value.simple_value)))
+            elif kind == "tensor" and plugins.get(value.tag) == "scalars":
+                t = value.tensor
+                if t.tensor_content:
+                    number = np.frombuffer(t.tensor_content, "<f4" if t.dtype == 1 else "<f8")[0]
+                else:
+                    number = (t.float_val or t.double_val)[0]
+                out.append((value.tag, event.step, number))
+    return sorted(out, key=lambda x: (x[0], x[1]))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(
+    st.sampled_from(["a", "test/error", "norm/l1", "x" * 200, "é/ü"]),
+    st.integers(-2 ** 40, 2 ** 40),
+    st.floats(width=32, allow_nan=False),
+    st.sampled_from(["simple", "content32", "content64", "val32", "val64", "nometa",
+                     "two"])), min_size=1, max_size=30))
+def test_fast_path_and_protobuf_agree(items):
+    events = []
+    for tag, step, value, kind in items:
+        if kind == "simple":
+            summary = simple(tag, value)
+        elif kind == "two":
+            summary = summary_pb2.Summary(value=[
+                summary_pb2.Summary.Value(tag=tag, simple_value=value),
+                summary_pb2.Summary.Value(tag=tag + "2", simple_value=value)])
+        elif kind == "nometa":
+            summary = tf2_scalar(tag, value, metadata=False)
+        else:
+            summary = tf2_scalar(tag, value, dtype=1 if kind.endswith("32") else 2,
+                                 layout="content" if kind.startswith("content") else "values")
+        events.append(event_pb2.Event(wall_time=1.0, step=step, summary=summary))
+    mixed = {}
+    for event in events:  # one tag with scalars and simple values both: keep it simple
+        for v in event.summary.value:
+            mixed.setdefault(v.tag, set()).add(v.WhichOneof("value"))
+    events = [e for e in events if all(len(mixed[v.tag]) == 1 for v in e.summary.value)]
+    blobs = [e.SerializeToString() for e in events]
+    buffer = b"".join(blobs)
+    ends = np.cumsum([len(b) for b in blobs])
+    scalars = EventScalars(_protos())
+    scalars.feed(buffer, ends - [len(b) for b in blobs], ends)
+    series, _ = scalars.series()
+    got = sorted(((tag, int(s), v) for tag, (steps, values) in series.items()
+                  for s, v in zip(steps, values, strict=True)), key=lambda x: (x[0], x[1]))
+    expected = _reference(events)
+    assert [(t, s) for t, s, _ in got] == [(t, s) for t, s, _ in expected]
+    np.testing.assert_array_equal([v for *_, v in got], [float(v) for *_, v in expected])
+
+
+def test_pytorch_new_style_scalars(tmp_path):
+    torch_tb = pytest.importorskip("torch.utils.tensorboard")
+    with torch_tb.SummaryWriter(str(tmp_path / "cnn_P3_seed0")) as writer:
+        for step in range(3):
+            writer.add_scalar("test/error", 0.5 / (step + 1), step, new_style=True)
+            writer.add_scalar("norm/l1", 1.0 + step, step, new_style=True,
+                              double_precision=True)
+    table = load(tmp_path, TEMPLATE)
+    np.testing.assert_array_equal(table["test_error"],
+                                  np.float32([0.5, 0.25, 0.5 / 3]).astype(float))
+    assert table["norm_l1"].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_many_runs_draw_a_progress_bar_on_request(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich draws as if on a terminal
+    for size in range(1, 23):
+        write_events(tmp_path / f"cnn_P{size}_seed0",
+                     [(0, simple("test/error", 0.5)), (0, simple("norm/l1", 1.0))])
+    table = load(tmp_path, TEMPLATE, show_progress=True)
+    assert table["run_id"].nunique() == 22
+    assert "reading TensorBoard runs" in capsys.readouterr().err
