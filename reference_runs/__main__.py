@@ -33,7 +33,11 @@ def main(argv=None) -> int:
     for name, (module, summary) in COMMANDS.items():
         sub = commands.add_parser(name, help=summary, description=summary)
         if name == chosen:
-            command = import_module(module)
+            try:
+                command = import_module(module)
+            except ScalingfitError as err:  # e.g. an optional dependency is missing
+                print(f"error: {err}", file=sys.stderr)
+                return 2
             sub.description = command.__doc__
             sub.formatter_class = argparse.RawDescriptionHelpFormatter
             command.add_arguments(sub)

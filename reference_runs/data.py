@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scalingfit.errors import DataError
+from scalingfit.errors import DataError, require
 
 __all__ = ["DATASETS", "ImageData", "load", "draw_train_subset", "read_cifar_batch",
            "read_idx"]
@@ -96,9 +96,7 @@ def draw_train_subset(n_train: int, train_size: int, seed: int) -> np.ndarray:
 # ------------------------------------------------------------------------------ digits
 
 def _load_digits():
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
+    digits = require("sklearn.datasets", "torch").load_digits()
     images = digits.images.astype(np.uint8)[:, None]  # values 0..16
     order = np.random.default_rng(0).permutation(len(images))
     train, test = order[:1297], order[1297:]

@@ -33,7 +33,7 @@ class ModelStack:
     channels_last : bool
         Store convolution weights so that each member's slice is channels-last (M = 1 only).
     compile : bool
-        ``torch.compile`` the per-step function.
+        ``torch.compile`` the training forward pass (static shapes).
     """
 
     def __init__(self, models, *, channels_last: bool = False, compile: bool = False):
@@ -51,7 +51,10 @@ class ModelStack:
         device = next(iter(self.params.values())).device
         # CPU has no vmap rule for its fused attention kernel; the math kernel is batched.
         self._math_attention = device.type == "cpu" and self.size > 1
-        self._logits = torch.compile(self._logits_eager) if compile else self._logits_eager
+        # Compiled for training only, with static shapes: at most two (the full batch and the
+        # last, partial one); evaluation runs eagerly.
+        self._train_logits = (torch.compile(self._logits_eager, dynamic=False) if compile
+                              else self._logits_eager)
 
     def parameters(self):
         return list(self.params.values())
@@ -80,16 +83,16 @@ class ModelStack:
         return vmap(self._one, in_dims=in_dims, randomness="different")(
             self.params, self.buffers, x)
 
-    def logits(self, x, *, shared_input: bool = False):
+    def logits(self, x, *, shared_input: bool = False, _forward=None):
         """Outputs (M, B, classes) for inputs (M, B, ...) or, if ``shared_input``, (B, ...)."""
         attention = (torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH)
                      if self._math_attention else contextlib.nullcontext())
         with attention:
-            return self._logits(x, shared_input)
+            return (_forward or self._logits_eager)(x, shared_input)
 
     def loss(self, x, y):
         """Per-member mean cross-entropy (M,) on per-member batches x (M, B, ...), y (M, B)."""
-        logits = self.logits(x)
+        logits = self.logits(x, _forward=self._train_logits)
         return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(),
                                reduction="none").view(y.shape).mean(dim=1)
 

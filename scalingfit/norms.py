@@ -256,23 +256,39 @@ def _paper_matrices(model, architecture):
 
 # ---------------------------------------------------------------------- spectral norms
 
+# Backends whose float32 work may silently drop to TF32 or bf16 precision.
+_FP32_KNOBS = (("cuda", "matmul"), ("cudnn", "conv"), ("mkldnn", "matmul"), ("mkldnn", "conv"))
+
+
 @contextmanager
 def _full_precision(device):
-    """Plain float32 matmuls: no TF32, no autocast (a power iteration in TF32 is off by 1e-3)."""
+    """Plain float32 matmuls and convolutions: no TF32, no autocast (a power iteration in
+    TF32 is off by 1e-3). Uses torch's fp32_precision settings where they exist (mixing
+    them with the legacy allow_tf32 flags is an error in recent torch), else the flags."""
     torch = _torch()
-    matmul_tf32 = torch.backends.cuda.matmul.allow_tf32
-    cudnn_tf32 = torch.backends.cudnn.allow_tf32
-    precision = torch.get_float32_matmul_precision()
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.set_float32_matmul_precision("highest")
+    knobs = [getattr(getattr(torch.backends, a, None), b, None) for a, b in _FP32_KNOBS]
+    if all(hasattr(k, "fp32_precision") for k in knobs):
+        saved = [k.fp32_precision for k in knobs]
+        for k in knobs:
+            k.fp32_precision = "ieee"
+
+        def restore():
+            for k, value in zip(knobs, saved, strict=True):
+                k.fp32_precision = value
+    else:  # torch before 2.9
+        flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+                 torch.get_float32_matmul_precision())
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        torch.set_float32_matmul_precision("highest")
+
+        def restore():
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags[:2]
+            torch.set_float32_matmul_precision(flags[2])
     try:
         with torch.autocast(device_type=device.type, enabled=False), torch.no_grad():
             yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
-        torch.backends.cudnn.allow_tf32 = cudnn_tf32
-        torch.set_float32_matmul_precision(precision)
+        restore()
 
 
 def _orthonormal(Y):
@@ -283,18 +299,21 @@ def _subspace_iteration(gram, X, *, tol, max_iter):
     """Largest eigenvalue of a PSD operator by block power iteration with Rayleigh–Ritz.
 
     ``gram`` maps a batch of blocks (batch, n, b) to (batch, n, b); ``X`` is an
-    orthonormal start. Returns (top Ritz value per batch entry, final subspace).
+    orthonormal start. Returns (top Ritz value per batch entry, float64 on the host; the
+    final subspace, on the device).
     """
     torch = _torch()
     previous = None
     for iteration in range(1, max_iter + 1):
         Y = gram(X)
         if iteration % CHECK_EVERY == 0 or iteration == max_iter:
-            H = X.mT @ Y
+            # The b×b Rayleigh quotient goes to the host: one small copy per check (which
+            # needs a sync anyway), and a tiny eigenproblem is quicker there than on a GPU.
+            H = (X.mT @ Y).double().cpu()
             ritz = torch.linalg.eigvalsh((H + H.mT) / 2)[..., -1]
             if previous is not None:
-                change = ((ritz - previous).abs() / ritz.clamp_min(1e-30)).max()
-                if change.item() <= tol:
+                change = ((ritz - previous).abs() / ritz.clamp_min(1e-300)).max()
+                if change <= tol:
                     return ritz, _orthonormal(Y)
             previous = ritz
         X = _orthonormal(Y)
@@ -312,7 +331,7 @@ def _start(state, key, shape, device, generator):
 
 def _matrix_spectral_norms(blocks, keys, state, *, tol, max_iter):
     """σ of each (scaled) matrix, computed in batches of equal shape. Returns a list of 0-d
-    tensors on each matrix's device, in input order."""
+    float64 tensors on the host, in input order."""
     torch = _torch()
     generator = torch.Generator().manual_seed(0)  # never touches the global RNG
     by_shape = defaultdict(list)
@@ -320,13 +339,15 @@ def _matrix_spectral_norms(blocks, keys, state, *, tol, max_iter):
         by_shape[(tuple(U.shape[1:]), U.device)].append(i)
     sigma = [None] * len(blocks)
     for ((rows, cols), device), members in by_shape.items():
-        U = torch.cat([blocks[i] for i in members])  # (sum of groups, rows, cols)
+        U = (blocks[members[0]] if len(members) == 1
+             else torch.cat([blocks[i] for i in members]))  # (sum of groups, rows, cols)
         counts = [blocks[i].shape[0] for i in members]
         n = min(rows, cols)
         if n <= BLOCK:  # the subspace would be the whole space: an SVD is as cheap
-            top = torch.linalg.svdvals(U)[..., 0]
+            top = torch.linalg.svdvals(U)[..., 0].double().cpu()
         else:
-            Ut = U.mT.contiguous()  # transposed products are slow on some CPU BLAS
+            # Transposed products are slow on some CPU BLAS; GPUs take them as they are.
+            Ut = U.mT.contiguous() if device.type == "cpu" else U.mT
             if rows <= cols:
                 def gram(X, U=U, Ut=Ut):
                     return U @ (Ut @ X)
@@ -382,7 +403,7 @@ def _operator_spectral_norm(module, weight, in_shape, key, state, *, exact, tol,
                 "use exact=False (power iteration) or a smaller example_input.")
         eye = torch.eye(n, dtype=weight.dtype, device=weight.device).reshape(n, *in_shape)
         dense = conv(eye).reshape(n, -1).T
-        return torch.linalg.svdvals(dense)[0]
+        return torch.linalg.svdvals(dense)[0].double().cpu()
 
     def gram(X):  # X: (1, n, b) -> Aᵀ A X, through the convolution and its adjoint
         x = X[0].T.reshape(-1, *in_shape)
@@ -478,19 +499,24 @@ def log_norms(model, *, convention: str = "bft", architecture: str | None = None
 
     with _full_precision(device):
         # Each matrix divided by its largest entry: no overflow in any dtype; logs add back.
-        scales, scaled = [], []
+        scales, scaled, stats = [], [], []
         for _, blocks, _ in entries:
             W = blocks.detach().to(dtype)
-            a = W.abs().amax()
+            magnitude = W.abs()
+            a = magnitude.amax()
+            a = torch.where(a > 0, a, torch.ones_like(a))  # an all-zero matrix stays zero
+            U = W / a
+            rows = U.norm(dim=2)  # per output unit: ‖W[j, :]‖₂, summed gives ‖Wᵀ‖_{2,1}
+            columns = U.norm(dim=1).sum() if paper else torch.ones_like(a)
             scales.append(a)
-            scaled.append(W / torch.where(a > 0, a, torch.ones_like(a)))
-        stats = []  # per matrix: frobenius, l1, row (2,1) = ‖Wᵀ‖_{2,1}, column (2,1)
-        for U in scaled:
-            stats.append(torch.stack([U.square().sum().sqrt(), U.abs().sum(),
-                                      U.norm(dim=2).sum(), U.norm(dim=1).sum()]))
+            scaled.append(U)
+            # frobenius, l1, row (2,1), column (2,1), scale
+            stats.append(torch.stack([rows.square().sum().sqrt(), magnitude.sum() / a,
+                                      rows.sum(), columns, a]))
+        stats = torch.stack(stats).double().cpu()  # one transfer for all matrices
         keys = [name for name, _, _ in entries]
         if exact:
-            sigma = [torch.linalg.svdvals(U)[..., 0].max() for U in scaled]
+            sigma = [torch.linalg.svdvals(U)[..., 0].max().double().cpu() for U in scaled]
         else:
             sigma = _matrix_spectral_norms(scaled, keys, state, tol=tol, max_iter=max_iter)
         if conv == "operator":
@@ -499,19 +525,16 @@ def log_norms(model, *, convention: str = "bft", architecture: str | None = None
             shapes = _conv_input_shapes(model, convs, example_input)
             for i, (name, _, module) in enumerate(entries):
                 if module in shapes:
-                    weight = module.weight.detach().to(dtype) / scales[i].clamp_min(1e-300)
+                    weight = module.weight.detach().to(dtype) / scales[i]
                     sigma[i] = _operator_spectral_norm(
                         module, weight, shapes[module], f"{name}@operator", state,
                         exact=exact, tol=tol, max_iter=max_iter)
-        # One transfer for everything; the rest is float64 arithmetic on the host.
-        table = torch.stack([torch.cat([s.reshape(1).to(dtype), st.to(dtype), a.reshape(1)])
-                             for s, st, a in zip(sigma, stats, scales, strict=True)]
-                            ).double().cpu()
+        table = torch.cat([torch.stack(sigma).reshape(-1, 1), stats], dim=1)
 
     with np.errstate(divide="ignore"):  # a zero matrix has log-norm -inf
         logs = np.log(table.numpy())
-    # Per matrix: log σ, log ‖W‖_F, log ‖W‖_1, log ‖Wᵀ‖_{2,1}, log column (2,1); each is
-    # the scaled matrix's value plus the log of the scale.
+    # Per matrix: log σ, log ‖W‖_F, log ‖W‖_1, log ‖Wᵀ‖_{2,1}, log column (2,1), each the
+    # scaled matrix's value plus the log of the scale (column 5).
     log_s, log_f, log_l1, log_r, log_c = (logs[:, k] + logs[:, 5] for k in range(5))
 
     spectral_product = log_s.sum()

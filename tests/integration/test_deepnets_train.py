@@ -18,7 +18,7 @@ torch.set_num_threads(1)
 RESULTS = ["run_id", "step", "test_error", "train_error", "test_loss", "train_loss",
            "lognorm_spectral_complexity", "lognorm_spectral_product", "lognorm_frobenius",
            "lognorm_l1", "lognorm_group21"]
-TINY = {"epochs": 5, "batch_size": 16, "lr": 5e-3, "device": "cpu"}
+TINY = {"epochs": 5, "batch_size": 16, "lr": 5e-3, "device": "cpu", "checkpoint_every_s": 0}
 
 
 def config(tmp_path, **kw):
@@ -108,3 +108,14 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert "between 1 and 1297" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["sweep", "s.yaml", "--bogus=1"])  # sweep takes no overrides
+
+
+def test_without_torch_the_message_names_the_extra():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from reference_runs.__main__ import main\n"
+            "sys.exit(main(['train', '--help']))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 2 and "pip install 'scalingfit[torch]'" in out.stderr

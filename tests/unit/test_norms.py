@@ -341,3 +341,17 @@ def test_imports_without_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert "scalingfit[torch]" in out.stdout
+
+
+def test_precision_settings_are_restored_and_not_mixed():
+    knob = torch.backends.cuda.matmul
+    if not hasattr(knob, "fp32_precision"):
+        pytest.skip("torch before 2.9 has only the legacy flags")
+    model, _, _ = make("cnn")
+    before = knob.fp32_precision
+    knob.fp32_precision = "tf32"  # the new API: reading the legacy flag now would raise
+    try:
+        log_norms(model, state={})
+        assert knob.fp32_precision == "tf32"
+    finally:
+        knob.fp32_precision = before
