@@ -208,6 +208,12 @@ def main(argv=None):
               "batch": batch, "stack": stack, "seconds_per_figure": seconds,
               "plain_workers": workers, "architectures": {}}
     rows = []
+
+    def save():  # after every step, so a timeout or a crash keeps what was measured
+        (out / "device_check.json").write_text(json.dumps(report, indent=2))
+        (out / "throughput.csv").write_text("architecture,path,images_per_s\n"
+                                            + "".join(f"{r}\n" for r in rows))
+
     for arch in args.archs:
         options = _bundled("cifar10", arch).get("model", {})
         if tiny:  # the digits-sized models, on 32×32 inputs
@@ -215,39 +221,54 @@ def main(argv=None):
             if arch == "vit":
                 options["patch_size"] = 8
         print(f"{arch}: measuring", flush=True)
-        figures = {
-            "plain": plain_throughput(arch, options, images, labels, device, batch=batch,
-                                      workers=workers, seconds=seconds, warmup=warmup),
-            "fast_1": fast_throughput(arch, options, images, labels, device, batch=batch,
-                                      members=1, seconds=seconds, warmup=warmup),
-            "fast_stack": fast_throughput(arch, options, images, labels, device,
-                                          batch=batch, members=stack, seconds=seconds,
-                                          warmup=warmup),
-        }
-        if args.compile:
-            figures["fast_1_compiled"] = fast_throughput(
-                arch, options, images, labels, device, batch=batch, members=1,
-                seconds=seconds, warmup=warmup + 3, compile=True)
-        cold, warm = norm_timing(arch, options, device)
-        epoch_s = EPOCH_IMAGES / figures["fast_1"]
-        entry = {"images_per_s": {k: round(v, 1) for k, v in figures.items()},
-                 "speedup_fast_1": round(figures["fast_1"] / figures["plain"], 2),
-                 "speedup_fast_stack": round(figures["fast_stack"] / figures["plain"], 2),
-                 "norm_cold_s": round(cold, 4), "norm_warm_s": round(warm, 4),
-                 "epoch_s_fast_1": round(epoch_s, 3),
-                 "norm_overhead_of_epoch": float(f"{warm / epoch_s:.3g}")}
+        try:
+            entry = measure(arch, options, images, labels, device, batch=batch, stack=stack,
+                            seconds=seconds, warmup=warmup, workers=workers,
+                            compile=args.compile)
+        except Exception as err:  # one failure must not cost the other figures
+            entry = {"error": f"{type(err).__name__}: {err}"}
         report["architectures"][arch] = entry
-        for path, value in figures.items():
+        for path, value in entry.get("images_per_s", {}).items():
             rows.append(f"{arch},{path},{value:.1f}")
         print(f"{arch}: {json.dumps(entry)}", flush=True)
+        save()
 
     print("real run: cnn on digits", flush=True)
-    report["real_run"] = real_run(out, device, tiny=tiny)
-    (out / "device_check.json").write_text(json.dumps(report, indent=2))
-    (out / "throughput.csv").write_text("architecture,path,images_per_s\n"
-                                        + "\n".join(rows) + "\n")
+    try:
+        report["real_run"] = real_run(out, device, tiny=tiny)
+    except Exception as err:
+        report["real_run"] = {"error": f"{type(err).__name__}: {err}"}
+    save()
     print(json.dumps(report, indent=2))
-    return 0
+    failed = [k for k, v in report["architectures"].items() if "error" in v]
+    return 1 if failed or "error" in report["real_run"] else 0
+
+
+def measure(arch, options, images, labels, device, *, batch, stack, seconds, warmup, workers,
+            compile):
+    """One architecture's figures: throughput of each path, and the norm overhead."""
+    cudnn = torch.backends.cudnn
+    cudnn.benchmark = False  # the plain loop as usually written
+    figures = {"plain": plain_throughput(arch, options, images, labels, device, batch=batch,
+                                         workers=workers, seconds=seconds, warmup=warmup)}
+    cudnn.benchmark = True   # the fast path picks the fastest convolution algorithms
+    for name, members, compiled in (("fast_1", 1, False), ("fast_stack", stack, False),
+                                    ("fast_1_compiled", 1, True)):
+        if compiled and not compile:
+            continue
+        figures[name] = fast_throughput(arch, options, images, labels, device, batch=batch,
+                                        members=members, seconds=seconds,
+                                        warmup=warmup + (3 if compiled else 0),
+                                        compile=compiled)
+    cudnn.benchmark = False
+    cold, warm = norm_timing(arch, options, device)
+    epoch_s = EPOCH_IMAGES / figures["fast_1"]
+    return {"images_per_s": {k: round(v, 1) for k, v in figures.items()},
+            "speedup_fast_1": round(figures["fast_1"] / figures["plain"], 2),
+            "speedup_fast_stack": round(figures["fast_stack"] / figures["plain"], 2),
+            "norm_cold_s": round(cold, 4), "norm_warm_s": round(warm, 4),
+            "epoch_s_fast_1": round(epoch_s, 3),
+            "norm_overhead_of_epoch": float(f"{warm / epoch_s:.3g}")}
 
 
 if __name__ == "__main__":

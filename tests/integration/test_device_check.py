@@ -28,3 +28,12 @@ def test_device_check_on_cpu(tmp_path, capsys):
     assert table["run_id"].nunique() == 2
     throughput = pd.read_csv(tmp_path / "throughput.csv")
     assert len(throughput) == 9 and set(throughput["path"]) == {"plain", "fast_1", "fast_stack"}
+
+
+def test_a_failing_architecture_keeps_the_other_results(tmp_path):
+    code = device_check.main(["--out", str(tmp_path), "--tiny", "--device", "cpu",
+                              "--seconds", "0.1", "--archs", "nope", "cnn"])
+    report = json.loads((tmp_path / "device_check.json").read_text())
+    assert code == 1 and "unknown architecture" in report["architectures"]["nope"]["error"]
+    assert report["architectures"]["cnn"]["images_per_s"]["fast_1"] > 0
+    assert report["real_run"]["runs"] == 2
