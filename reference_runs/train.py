@@ -288,6 +288,8 @@ def train(config: TrainConfig, *, log=print):
             last_checkpoint = time.perf_counter()
     for sink in sinks:
         sink.close()
+        if sink.wandb is not None:  # the W&B runs were opened here: finish them here
+            sink.wandb.finish()
 
     # ---- the canonical table, written atomically; then the checkpoint goes ----------
     table = validate(pd.DataFrame(rows).set_index(pd.RangeIndex(2, len(rows) + 2)),
