@@ -33,12 +33,22 @@ def main(argv=None) -> int:
     for name, (module, summary) in COMMANDS.items():
         sub = commands.add_parser(name, help=summary, description=summary)
         if name == chosen:
-            command = import_module(module)
+            try:
+                command = import_module(module)
+            except ScalingfitError as err:  # e.g. an optional dependency is missing
+                print(f"error: {err}", file=sys.stderr)
+                return 2
             sub.description = command.__doc__
             sub.formatter_class = argparse.RawDescriptionHelpFormatter
             command.add_arguments(sub)
-            sub.set_defaults(run=command.run)
-    args = parser.parse_args(argv)
+            sub.set_defaults(run=command.run,
+                             accepts_overrides=getattr(command, "ACCEPTS_OVERRIDES", False))
+    # Commands that take free-form settings (``--key=value``) declare ACCEPTS_OVERRIDES;
+    # for the others an unknown argument is an error, as usual.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "accepts_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.overrides = unknown
     try:
         return args.run(args) or 0
     except ScalingfitError as err:

@@ -1,0 +1,260 @@
+"""A resumable sweep over architecture × dataset × P × seed; writes one canonical table.
+
+    python -m reference_runs sweep sweep.yaml
+
+``sweep.yaml``::
+
+    out: sweeps/cifar10          # runs/<job>.csv, runs/<job>.ckpt, table.csv
+    grid:
+      arch: [cnn, resnet, vit]
+      dataset: [cifar10]
+      train_size: [1024, 4096, 16384]
+      seed: [0, 1, 2, 3]
+    settings: {epochs: 500, data_root: data}   # train settings for every run
+    seeds_per_job: 4             # seeds of one (arch, dataset, P) trained together (vmap)
+    executor: local              # local | submitit-local | slurm
+    devices: [auto]              # local: one worker per device, e.g. [cuda:0, cuda:1]
+    slurm: {partition: gpu, timeout_min: 240, gpus_per_node: 1}   # submitit parameters
+
+Paths in it are relative to the file. Rerunning the command skips finished jobs (their
+table exists) and resumes an interrupted one from its checkpoint, so no row is lost or
+repeated; run one sweep per folder at a time.
+When every job is done, ``table.csv`` holds all runs, validated. On SLURM each job is
+requeued after a timeout or preemption and resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from itertools import product
+from pathlib import Path
+
+from scalingfit.errors import DataError, ScalingfitError
+
+from . import config as settings
+from .train import TrainConfig, paths, resolve_config
+
+__all__ = ["SweepConfig", "Job", "plan", "run_sweep", "TrainJob", "add_arguments", "run"]
+
+GRID_KEYS = ("arch", "dataset", "train_size", "seed")
+EXECUTORS = ("local", "submitit-local", "slurm")
+
+
+@dataclasses.dataclass
+class SweepConfig:
+    out: str = "sweep"
+    grid: dict = dataclasses.field(default_factory=dict)
+    settings: dict = dataclasses.field(default_factory=dict)
+    seeds_per_job: int = 1
+    executor: str = "local"
+    devices: tuple = ("auto",)
+    slurm: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Job:
+    name: str
+    config: TrainConfig
+
+    @property
+    def table(self) -> Path:
+        return paths(self.config)[0]
+
+    @property
+    def checkpoint(self) -> Path:
+        return paths(self.config)[2]
+
+    @property
+    def done(self) -> bool:
+        return self.table.exists()
+
+
+def read_sweep(path) -> SweepConfig:
+    sweep = settings.from_dict(SweepConfig, settings.read_yaml(path), source=str(path))
+    missing = [k for k in GRID_KEYS if not sweep.grid.get(k)]
+    unknown = sorted(set(sweep.grid) - set(GRID_KEYS))
+    if missing or unknown:
+        raise DataError(f"the grid needs non-empty lists for {', '.join(GRID_KEYS)}"
+                        + (f"; missing {', '.join(missing)}" if missing else "")
+                        + (f"; unknown {', '.join(unknown)}" if unknown else "") + ".",
+                        source=path, column="grid",
+                        fix="e.g. grid: {arch: [cnn], dataset: [digits], train_size: [64, "
+                            "128], seed: [0, 1]}")
+    if sweep.executor not in EXECUTORS:
+        raise DataError(f"executor {sweep.executor!r} is not one of {', '.join(EXECUTORS)}.",
+                        source=path, column="executor")
+    if sweep.seeds_per_job < 1:
+        raise DataError("seeds_per_job must be at least 1.", source=path, column="seeds_per_job")
+    for key in ("arch", "dataset", "train_size", "seeds", "seed", "out"):
+        if key in sweep.settings:
+            raise DataError(f"'{key}' belongs in the grid (or is set by the sweep), not in "
+                            "settings.", source=path, column="settings")
+    # Paths in the sweep file are relative to it.
+    here = Path(path).parent
+    sweep.out = str((here / sweep.out).resolve())
+    if sweep.settings.get("data_root"):
+        sweep.settings["data_root"] = str((here / sweep.settings["data_root"]).resolve())
+    return sweep
+
+
+def plan(sweep: SweepConfig) -> list[Job]:
+    """Every job of the sweep, in grid order, with its resolved training settings."""
+    grid = {k: sweep.grid[k] if isinstance(sweep.grid[k], list) else [sweep.grid[k]]
+            for k in GRID_KEYS}
+    jobs, runs = [], Path(sweep.out) / "runs"
+    for arch, dataset, size in product(grid["arch"], grid["dataset"], grid["train_size"]):
+        seeds = list(grid["seed"])
+        for i in range(0, len(seeds), sweep.seeds_per_job):
+            chunk = seeds[i:i + sweep.seeds_per_job]
+            tag = f"seed{chunk[0]}" if len(chunk) == 1 else f"seeds{chunk[0]}-{chunk[-1]}"
+            name = f"{arch}_{dataset}_P{size}_{tag}"
+            flags = {"arch": arch, "dataset": dataset, "train_size": size, "seeds": chunk,
+                     "out": str(runs / f"{name}.csv")}
+            config = resolve_config(overrides=settings.merge(sweep.settings, flags))
+            jobs.append(Job(name, config))
+    return jobs
+
+
+class TrainJob:
+    """One job as a picklable callable for submitit; after a SLURM timeout or preemption it
+    is resubmitted as is and resumes from its checkpoint."""
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    def __call__(self):
+        from .train import train
+
+        train(settings.from_dict(TrainConfig, self.config))
+        return self.config["out"]
+
+    def checkpoint(self, *args, **kwargs):
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+def run_sweep(sweep: SweepConfig, *, log=print):
+    """Run the pending jobs of ``sweep``; write ``table.csv`` when all are done."""
+    jobs = plan(sweep)
+    out = Path(sweep.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings.write_yaml(out / "sweep.resolved.yaml", dataclasses.asdict(sweep))
+    pending = [j for j in jobs if not j.done]
+    resumable = sum(j.checkpoint.exists() for j in pending)
+    log(f"sweep {out}: {len(jobs)} jobs, {len(jobs) - len(pending)} done, {len(pending)} to "
+        f"run ({resumable} resume from a checkpoint)")
+    progress = _Progress(len(pending), log)
+    if sweep.executor == "local" and len(sweep.devices) <= 1:
+        _run_inline(pending, sweep.devices[0] if sweep.devices else "auto", progress)
+    elif sweep.executor == "local":
+        _run_on_devices(pending, list(sweep.devices), progress)
+    else:
+        _run_submitit(pending, sweep, progress)
+    failed = [j.name for j in jobs if not j.done]
+    if failed:
+        raise ScalingfitError(f"{len(failed)} job(s) did not finish: {', '.join(failed[:5])}"
+                              f"{' ...' if len(failed) > 5 else ''}; see the messages above, "
+                              "fix and rerun the sweep (finished jobs are kept).")
+    return _write_table(jobs, out / "table.csv", log)
+
+
+class _Progress:
+    def __init__(self, total, log):
+        self.total, self.done, self.log, self.start = total, 0, log, time.perf_counter()
+
+    def finished(self, name, ok=True, why=""):
+        self.done += 1
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / self.done * (self.total - self.done)
+        state = "done" if ok else f"FAILED ({why})"
+        self.log(f"[{self.done}/{self.total}] {name} {state}; {elapsed:.0f} s elapsed, "
+                 f"~{eta:.0f} s left")
+
+
+def _run_inline(jobs, device, progress):
+    from .train import train
+
+    for job in jobs:
+        config = dataclasses.replace(job.config, device=device)
+        try:
+            train(config, log=lambda line: print(f"  {line}", flush=True))
+        except ScalingfitError as err:
+            progress.finished(job.name, False, str(err))
+            continue
+        progress.finished(job.name)
+
+
+_WORKER_DEVICE = None
+
+
+def _worker_init(devices):
+    global _WORKER_DEVICE
+    _WORKER_DEVICE = devices.get()
+
+
+def _worker_train(config: dict):
+    from .train import train
+
+    config = settings.from_dict(TrainConfig, {**config, "device": _WORKER_DEVICE})
+    train(config, log=lambda line: print(f"  [{_WORKER_DEVICE}] {line}", flush=True))
+
+
+def _run_on_devices(jobs, devices, progress):
+    """One worker process per device; each takes the next pending job when free."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Manager().Queue()
+    for device in devices:
+        queue.put(device)
+    with ProcessPoolExecutor(len(devices), mp_context=context, initializer=_worker_init,
+                             initargs=(queue,)) as pool:
+        futures = {pool.submit(_worker_train, dataclasses.asdict(j.config)): j for j in jobs}
+        for future in as_completed(futures):
+            error = future.exception()
+            progress.finished(futures[future].name, error is None, str(error or ""))
+
+
+def _run_submitit(jobs, sweep, progress):
+    from scalingfit.errors import require
+
+    submitit = require("submitit", "sweep")
+    cluster = "local" if sweep.executor == "submitit-local" else "slurm"
+    executor = submitit.AutoExecutor(folder=Path(sweep.out) / "submitit", cluster=cluster)
+    executor.update_parameters(name="reference_runs", **sweep.slurm)
+    submitted = [(executor.submit(TrainJob(dataclasses.asdict(j.config))), j) for j in jobs]
+    waiting = list(submitted)
+    while waiting:
+        for item in list(waiting):
+            handle, job = item
+            if handle.done():
+                waiting.remove(item)
+                error = handle.exception()
+                progress.finished(job.name, error is None,
+                                  str(error).strip().splitlines()[-1] if error else "")
+        time.sleep(0.5 if waiting else 0)
+
+
+def _write_table(jobs, path, log):
+    from scalingfit.atomic import atomic_path
+    from scalingfit.ingest import load
+
+    table = load([j.table for j in jobs]).drop(columns="source")
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    log(f"wrote {path}: {table['run_id'].nunique()} runs, {len(table)} rows")
+    return table
+
+
+# ------------------------------------------------------------------------------- CLI
+
+def add_arguments(parser):
+    parser.add_argument("sweep", metavar="SWEEP.yaml", help="the sweep's settings")
+
+
+def run(args):
+    run_sweep(read_sweep(args.sweep))
+    return 0
