@@ -85,10 +85,12 @@ class FitResult:
             {
                 "z": (("run", "summary"), data.z),
                 "z_cov": (("run", "summary", "summary_"), data.cov),
+                "loading": (("run", "summary", "shape"), data.loading),
                 "censored": ("run", data.censored),
                 "x_last": ("run", data.x_last),
                 "y_last": ("run", data.y_last),
                 "y_last_sd": ("run", data.y_last_sd),
+                "x_first": ("run", np.concatenate([s.x_first for s in summaries])),
                 "ell": ("run", data.ell),
                 "level_index": ("run", data.level),
                 "group_index": ("run", data.group),
@@ -150,6 +152,22 @@ class FitResult:
         """Posterior draws of a parameter, shape (chains·draws, groups)."""
         values = self.idata.posterior[name]
         return values.stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
+
+    def summary_data(self):
+        """The stage-1 summaries as the model reads them (:class:`scalingfit.model.SummaryData`)."""
+        from .model import SummaryData
+
+        c = self.idata.constant_data
+        return SummaryData(
+            groups=[tuple(g.split(" / ")) for g in c["group"].values],
+            run_ids=c["run"].to_numpy(), group=c["group_index"].to_numpy(),
+            level=c["level_index"].to_numpy(), ell=c["ell"].to_numpy(), z=c["z"].to_numpy(),
+            cov=c["z_cov"].to_numpy(), loading=c["loading"].to_numpy(),
+            censored=c["censored"].to_numpy().astype(bool), x_last=c["x_last"].to_numpy(),
+            y_last=c["y_last"].to_numpy(), y_last_sd=c["y_last_sd"].to_numpy(),
+            x_scale=c["x_scale"].to_numpy(), x_center=c["x_center"].to_numpy(),
+            ell_center=c["ell_center"].to_numpy(),
+            seeded_levels=c["seeded_levels"].to_numpy().astype(bool))
 
     def summary(self) -> dict:
         """The ``summary.json`` content (DESIGN.md §4), with extra keys."""
