@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
-from .errors import ScalingfitError
+from .errors import ScalingfitError, ScalingfitWarning
 
 MAPPING_HELP = """\
 mapping file (YAML), for sources whose names or units differ from the canonical table:
@@ -143,8 +144,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Our warnings as one line each; other libraries' warnings as they would be shown."""
+    if issubclass(category, ScalingfitWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line).rstrip(),
+              file=sys.stderr)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _show_warning
+    # PyTensor's notice that it found no optimised BLAS says nothing about the results
+    warnings.filterwarnings("ignore", message=".*BLAS.*", category=UserWarning)
     try:
         return args.run(args)
     except ScalingfitError as err:

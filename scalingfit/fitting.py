@@ -118,7 +118,7 @@ def prepare(table: pd.DataFrame, *, norm: str, group_by, n_test=None):
 
 def fit(table: pd.DataFrame, *, norm: str | None = None, group_by=("architecture", "dataset"),
         n_test: int | None = None, at_end: str = "bound", tie_convergence: bool = False,
-        sampler: str | None = None, draws: int | None = None, tune: int | None = None,
+        method: str = "two-stage", sampler: str | None = None, draws: int | None = None, tune: int | None = None,
         chains: int | None = None, seed: int | None = None, progress: bool = True):
     """Fit both dynamical laws, hierarchically across groups.
 
@@ -138,6 +138,9 @@ def fit(table: pd.DataFrame, *, norm: str | None = None, group_by=("architecture
         point (the paper's convention).
     tie_convergence : bool
         Fit the combined-law model, in which ``γ_conv = γ1·γ2``.
+    method : {"two-stage", "full"}
+        The fast two-stage fit (default), or the full point-level model it was validated
+        against (:mod:`scalingfit.full_model`; minutes, not seconds).
     sampler, draws, tune, chains, seed
         Sampling settings; ``None`` means :data:`scalingfit.rc`.
     progress : bool
@@ -147,10 +150,12 @@ def fit(table: pd.DataFrame, *, norm: str | None = None, group_by=("architecture
     -------
     FitResult
     """
-    from .model import SummaryData, build_model
+    from .model import build_model
     from .result import FitResult
     from .sampling import diagnostics, sample
 
+    if method not in ("two-stage", "full"):
+        raise ValueError(f"method must be 'two-stage' or 'full', got {method!r}")
     timings = {}
     start = time.perf_counter()
     table = validate(table, source=_where(table, table.index)[0] if len(table) else "<table>")
@@ -181,14 +186,19 @@ def fit(table: pd.DataFrame, *, norm: str | None = None, group_by=("architecture
                           "or use at_end='optimum' (the paper's convention).", ScalingfitWarning,
                           stacklevel=2)
 
-    model = build_model(data, at_end=at_end, tie_convergence=tie_convergence)
+    if method == "full":
+        from .full_model import build_full_model
+
+        model = build_full_model(data, groups, summaries, tie_convergence=tie_convergence)
+    else:
+        model = build_model(data, at_end=at_end, tie_convergence=tie_convergence)
     t0 = time.perf_counter()
     idata = sample(model, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
                    progress=progress)
     timings["stage2_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - start
     diag = diagnostics(idata)
-    settings = dict(norm=norm, group_by=list(group_by), at_end=at_end,
+    settings = dict(method=method, norm=norm, group_by=list(group_by), at_end=at_end,
                     tie_convergence=tie_convergence, n_test=n_test,
                     sampler=sampler or rc["sample.sampler"], seed=seed if seed is not None
                     else rc["sample.seed"], ci_prob=rc["stats.ci_prob"])

@@ -109,21 +109,45 @@ def _least_squares(data: SummaryData):
     return out
 
 
-def _pooled(name, estimates, errors, *, prior_sd, spread_sd):
-    """Group values partially pooled as Normal(mu, tau), parametrised to suit the data.
+def _within_level_sd(data: SummaryData) -> np.ndarray:
+    """Per group, the sd of x̂* and ŷ* among the runs of one P (pooled over P levels).
 
-    Centred when the groups' estimates differ by more than twice their errors: each
-    group's data then pin its value, and a non-centred form would tie mu, tau and the
-    offsets into a narrow curved ridge. Non-centred otherwise (one group, or groups alike),
-    where the centred form has a funnel at small tau.
+    The prior scale of the P-level effects: a P's departure from the power law is expected
+    to be of the order of the seed-to-seed scatter, not of the whole range of the data.
+    With few P levels the data alone allow level effects of any size, which leaves the
+    slopes almost free and the posterior a banana NUTS cannot traverse.
     """
-    mu = pm.Normal(f"mu_{name}", estimates.mean(), prior_sd)
-    tau = pm.HalfNormal(f"tau_{name}", spread_sd)
-    distinct = len(estimates) > 1 and estimates.std() > 2 * np.sqrt(np.mean(errors**2))
-    if distinct:
-        return pm.Normal(name, mu, tau, dims="group", initval=estimates)
-    offset = pm.Normal(f"offset_{name}", 0, 1, dims="group")
-    return pm.Deterministic(name, mu + tau * offset, dims="group")
+    out = np.full((len(data.groups), 2), 0.05)
+    for g in range(len(data.groups)):
+        mine = (data.group == g) & ~data.censored
+        levels, counts = np.unique(data.level[mine], return_counts=True)
+        if (counts > 1).any():
+            z = data.z[mine][:, 1:]
+            means = np.array([z[data.level[mine] == lv].mean(axis=0) for lv in levels])
+            resid = z - means[np.searchsorted(levels, data.level[mine])]
+            dof = max(int(mine.sum()) - len(levels), 1)
+            out[g] = np.maximum(np.sqrt((resid**2).sum(axis=0) / dof), 1e-3)
+    return out
+
+
+def _pooled(name, estimates, *, prior_sd, spread_sd):
+    """Group values partially pooled: Normal(mu, tau) per group, mu ~ Normal(m0, prior_sd).
+
+    The population mean ``mu`` is integrated out, leaving the groups jointly normal with
+    covariance ``tau²·I + prior_sd²·J``: each group's runs usually pin its value far better
+    than the population does, and a sampled ``mu`` would then form a funnel with ``tau``
+    (``mu``'s width scales with ``tau``) in the centred form, or a ridge in the non-centred
+    one. ``tau`` is log-normal, zero-avoiding: a handful of groups cannot rule out
+    ``tau → 0``, and each group is pooled in proportion to how weakly its own data
+    determine it (Chung et al. 2013). One group: a weak prior around its estimate.
+    """
+    n = len(estimates)
+    if n == 1:
+        return pm.Normal(name, estimates, prior_sd, dims="group", initval=estimates)
+    tau = pm.LogNormal(f"tau_{name}", np.log(spread_sd), 0.75)
+    cov = tau**2 * pt.eye(n) + prior_sd**2 * pt.ones((n, n))
+    return pm.MvNormal(name, mu=np.full(n, estimates.mean()), cov=cov, dims="group",
+                       initval=estimates)
 
 
 def build_model(data: SummaryData, *, at_end: str = "bound",
@@ -140,18 +164,16 @@ def build_model(data: SummaryData, *, at_end: str = "bound",
 
     with pm.Model(coords=coords) as model:
         # across groups: partial pooling of the exponents, γ1 and γ2 on the log scale
-        log_g1 = _pooled("log_gamma1", np.log(g1_hat), start["se_gamma1"] / g1_hat,
-                         prior_sd=1.5, spread_sd=1.0)
-        log_g2 = _pooled("log_gamma2", np.log(g2_hat), start["se_gamma2"] / g2_hat,
-                         prior_sd=1.5, spread_sd=1.0)
+        log_g1 = _pooled("log_gamma1", np.log(g1_hat), prior_sd=1.5, spread_sd=0.5)
+        log_g2 = _pooled("log_gamma2", np.log(g2_hat), prior_sd=1.5, spread_sd=0.5)
         gamma1 = pm.Deterministic("gamma1", pt.exp(log_g1), dims="group")
         gamma2 = pm.Deterministic("gamma2", pt.exp(log_g2), dims="group")
         gamma_pred = pm.Deterministic("gamma_pred", gamma1 * gamma2, dims="group")
         if tie_convergence:
             gamma_conv = pm.Deterministic("gamma_conv", gamma_pred, dims="group")
         else:
-            gamma_conv = _pooled("gamma_conv", start["gamma_conv"], start["se_gamma_conv"],
-                                 prior_sd=1.0, spread_sd=0.5)
+            gamma_conv = _pooled("gamma_conv", start["gamma_conv"], prior_sd=1.0,
+                                 spread_sd=0.25)
 
         # per group: intercepts (standardised units) and scatter at the run and P levels
         kappa = pm.Normal("kappa", start["kappa"], 2.0, dims="group", initval=start["kappa"])
@@ -160,8 +182,9 @@ def build_model(data: SummaryData, *, at_end: str = "bound",
         sigma_x = pm.HalfNormal("sigma_x", 0.5, dims="group")
         sigma_y = pm.HalfNormal("sigma_y", 0.5, dims="group")
         seeded = data.seeded_levels.astype(float)
-        omega_x = pm.HalfNormal("omega_x", 0.25, dims="group") * seeded
-        omega_y = pm.HalfNormal("omega_y", 0.25, dims="group") * seeded
+        spread = _within_level_sd(data)
+        omega_x = pm.HalfNormal("omega_x", 2 * spread[:, 0], dims="group") * seeded
+        omega_y = pm.HalfNormal("omega_y", 2 * spread[:, 1], dims="group") * seeded
         # the group's error in its stage-1 curve shape, common to all its runs
         shape_error = pm.Normal("shape_error", 0, 1, shape=(n_groups, data.loading.shape[2]))
 

@@ -39,6 +39,7 @@ _VALIDATORS = {
     "sample.draws": _positive_int,
     "sample.tune": _positive_int,
     "sample.chains": _positive_int,
+    "sample.cores": lambda v: None if v is None else _positive_int(v),  # None: one per CPU
     "sample.seed": int,
     "sample.sampler": _choice("auto", "pymc", "nutpie"),
     "sample.target_accept": _probability,
@@ -50,6 +51,7 @@ _DEFAULTS = {
     "sample.draws": 1000,
     "sample.tune": 1000,
     "sample.chains": 4,
+    "sample.cores": None,
     "sample.seed": 0,
     "sample.sampler": "auto",
     "sample.target_accept": 0.95,

@@ -126,7 +126,7 @@ class FitResult:
         table_hash = hashlib.sha256(
             pd.util.hash_pandas_object(table.drop(columns="source", errors="ignore"),
                                        index=False).to_numpy().tobytes()).hexdigest()[:16]
-        meta = {"method": "two-stage", "groups": group_info, "versions": _versions(),
+        meta = {"method": settings["method"], "groups": group_info, "versions": _versions(),
                 "table_sha256_16": table_hash, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "n_rows": int(len(table)), "timings": timings, "notes": notes}
         result = cls(idata, settings=settings, diagnostics=diagnostics, meta=meta)

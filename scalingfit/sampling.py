@@ -47,7 +47,7 @@ def sample(model: pm.Model, *, sampler=None, draws=None, tune=None, chains=None,
     chains = chains or rc["sample.chains"]
     seed = rc["sample.seed"] if seed is None else seed
     target_accept = target_accept or rc["sample.target_accept"]
-    cores = max(1, min(chains, os.cpu_count() or 1))
+    cores = rc["sample.cores"] or max(1, min(chains, os.cpu_count() or 1))
     if sampler == "nutpie":
         import nutpie
 

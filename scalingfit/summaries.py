@@ -155,7 +155,9 @@ def _bounds(data):
 
 def _solve_sigma0(resid2, binomial_var, n_free):
     """Extra variance that makes the weighted residuals average to one (method of moments)."""
-    target = n_free
+    target = max(n_free, 1)
+    if np.all(binomial_var == 0):  # no n_test: all the noise is extra
+        return float(np.sqrt(np.sum(resid2) / target))
 
     def excess(s2):
         return np.sum(resid2 / (binomial_var + s2)) - target

@@ -1,0 +1,103 @@
+"""The full model: every logged point in one posterior — the reference for the fast path.
+
+Same laws, same priors, same hierarchy as :mod:`scalingfit.model`, but each run's curve
+parameters are latent and every row of the table enters the likelihood:
+
+.. math::
+
+    \\log ε_i \\sim \\mathcal N\\big(f(x_i;\\ γ_r, x^*_r, y^*_r, β_r, s_g, c_g, h_g),\\
+                 \\sqrt{v_i + σ_{0,g}^2}\\big)
+
+with ``f`` = :func:`scalingfit.laws.learning_curve`, ``v_i`` the binomial variance at the
+stage-1 curve, and the run parameters drawn from the laws exactly as stage 2 models the
+summaries (run and P-level effects explicit and non-centred). A run that stops before its
+optimum needs no special case here: its ``x*`` is simply extrapolated.
+
+It is slow — minutes where the two-stage fit takes seconds — and exists to validate the
+two-stage fit (``benchmarks/validate_two_stage.py``); ``fit(..., method="full")`` runs it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from .laws import learning_curve
+from .model import SummaryData, _least_squares, _pooled
+
+__all__ = ["build_full_model"]
+
+
+def build_full_model(data: SummaryData, groups, summaries, *,
+                     tie_convergence: bool = False) -> pm.Model:
+    """The point-level model; ``groups``/``summaries`` are stage 1's inputs and outputs
+    (used for the rows, and to start the sampler and scale the shape priors)."""
+    start = _least_squares(data)
+    n_groups = len(data.groups)
+    floor = 1e-3 * np.abs(start["gamma1"]).max()
+    g1_hat, g2_hat = (np.maximum(np.abs(start[k]), floor) for k in ("gamma1", "gamma2"))
+    gamma_scale = float(np.median(np.abs(data.z[:, 0])))
+    x, y, run, variance_binomial = [], [], [], []
+    offset = 0
+    for (_label, curves, *_), s in zip(groups, summaries):
+        x.append(curves.x)
+        y.append(curves.y)
+        run.append(curves.run + offset)
+        eps = np.clip(np.exp(s.fitted), 1e-9, 1 - 1e-9)
+        variance_binomial.append((1 - eps) / (curves.n_test * eps) if curves.n_test is not None
+                                 else np.zeros_like(eps))
+        offset += curves.n_runs
+    x, y, run = np.concatenate(x), np.concatenate(y), np.concatenate(run)
+    variance_binomial = np.concatenate(variance_binomial)
+    g = data.group
+    shape = {k: np.array([getattr(s, k) for s in summaries])
+             for k in ("sharpness", "log_chance", "plateau_sharpness", "sigma0")}
+    log_beta_hat = np.log([np.median(s.beta) for s in summaries])
+
+    coords = {"group": [" / ".join(map(str, label)) for label in data.groups],
+              "run": list(data.run_ids), "level": np.arange(data.level.max() + 1)}
+    with pm.Model(coords=coords) as model:
+        log_g1 = _pooled("log_gamma1", np.log(g1_hat), prior_sd=1.5, spread_sd=0.5)
+        log_g2 = _pooled("log_gamma2", np.log(g2_hat), prior_sd=1.5, spread_sd=0.5)
+        gamma1 = pm.Deterministic("gamma1", pt.exp(log_g1), dims="group")
+        gamma2 = pm.Deterministic("gamma2", pt.exp(log_g2), dims="group")
+        gamma_pred = pm.Deterministic("gamma_pred", gamma1 * gamma2, dims="group")
+        gamma_conv = (pm.Deterministic("gamma_conv", gamma_pred, dims="group")
+                      if tie_convergence else
+                      _pooled("gamma_conv", start["gamma_conv"], prior_sd=1.0,
+                              spread_sd=0.25))
+        kappa = pm.Normal("kappa", start["kappa"], 2.0, dims="group", initval=start["kappa"])
+        nu = pm.Normal("nu", start["nu"], 2.0, dims="group", initval=start["nu"])
+        tau = pm.HalfNormal("tau_gamma", 0.5 * gamma_scale, dims="group")
+        sigma_x = pm.HalfNormal("sigma_x", 0.5, dims="group")
+        sigma_y = pm.HalfNormal("sigma_y", 0.5, dims="group")
+        seeded = data.seeded_levels.astype(float)
+        omega_x = pm.HalfNormal("omega_x", 0.25, dims="group") * seeded
+        omega_y = pm.HalfNormal("omega_y", 0.25, dims="group") * seeded
+        level = data.level
+        delta = pm.Normal("level_effect", 0, 1, shape=(2, level.max() + 1))
+        e = pm.Normal("run_effect", 0, 1, shape=(3, len(g)))
+
+        gamma_run = (gamma1 * data.x_scale)[g] + tau[g] * e[0]
+        x_star = (kappa[g] + (gamma2 / data.x_scale)[g] * data.ell
+                  + omega_x[g] * delta[0, level] + sigma_x[g] * e[1])
+        y_star = (nu[g] - gamma_conv[g] * data.ell
+                  + omega_y[g] * delta[1, level] + sigma_y[g] * e[2])
+        # per group: the curve's shape, weakly around its stage-1 value
+        mu_log_beta = pm.Normal("mu_log_beta", log_beta_hat, 1.0, dims="group")
+        log_beta = pm.Normal("log_beta", mu_log_beta[g], 1.0, dims="run",
+                             initval=np.log(np.concatenate([s.beta for s in summaries])))
+        sharpness = pm.LogNormal("sharpness", np.log(shape["sharpness"]), 0.5, dims="group")
+        log_chance = pm.Normal("log_chance", shape["log_chance"], 0.1, dims="group")
+        plateau = pm.LogNormal("plateau_sharpness", np.log(shape["plateau_sharpness"]), 0.5,
+                               dims="group")
+        sigma0 = pm.HalfNormal("sigma0", 2 * shape["sigma0"] + 0.02, dims="group")
+
+        rg = g[run]
+        curve = learning_curve(x, x_star[run], y_star[run], pt.maximum(gamma_run[run], 1e-6),
+                               pt.exp(log_beta[run]), sharpness[rg], log_chance[rg],
+                               plateau[rg], xp=pt)
+        pm.Normal("log_error", curve, pt.sqrt(variance_binomial + sigma0[rg] ** 2),
+                  observed=y)
+    return model

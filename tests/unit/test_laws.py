@@ -1,0 +1,48 @@
+"""The learning-curve shape: its minimum is the optimum, its slopes are the exponents."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor.tensor as pt
+import pytest
+
+from scalingfit.laws import envelope_offset, learning_curve
+
+PARAMS = dict(x_star=1.3, y_star=-3.0, gamma=1.7, beta=0.6, sharpness=4.0)
+
+
+def test_the_minimum_is_at_the_optimum():
+    x = np.linspace(-5, 8, 130001)
+    f = learning_curve(x, **PARAMS)
+    i = np.argmin(f)
+    assert x[i] == pytest.approx(PARAMS["x_star"], abs=1e-4)
+    assert f[i] == pytest.approx(PARAMS["y_star"], abs=1e-9)
+
+
+def test_slopes_far_from_the_break_are_the_envelope_and_the_rise():
+    x = np.array([-20.0, -19.0, 19.0, 20.0])
+    f = learning_curve(x, **PARAMS)
+    assert f[1] - f[0] == pytest.approx(-PARAMS["gamma"], rel=1e-9)
+    assert f[3] - f[2] == pytest.approx(PARAMS["beta"], rel=1e-9)
+
+
+def test_the_envelope_offset_is_the_height_of_the_optimum_above_the_asymptote():
+    far = -30.0
+    asymptote = learning_curve(far, **PARAMS) + PARAMS["gamma"] * (far - PARAMS["x_star"])
+    offset = envelope_offset(PARAMS["gamma"], PARAMS["beta"], PARAMS["sharpness"])
+    assert PARAMS["y_star"] - asymptote == pytest.approx(offset, rel=1e-9)
+
+
+def test_the_plateau_caps_the_error_at_chance():
+    x = np.linspace(-10, 0, 50)
+    capped = learning_curve(x, **PARAMS, log_chance=np.log(0.9), plateau_sharpness=8.0)
+    assert np.all(capped <= np.log(0.9) + 1e-12)
+    assert capped[0] == pytest.approx(np.log(0.9), abs=1e-6)
+
+
+def test_numpy_and_pytensor_agree():
+    x = np.linspace(-3, 4, 11)
+    expected = learning_curve(x, **PARAMS, log_chance=np.log(0.9), plateau_sharpness=8.0)
+    symbolic = learning_curve(pt.as_tensor(x), **PARAMS, log_chance=np.log(0.9),
+                              plateau_sharpness=8.0, xp=pt).eval()
+    np.testing.assert_allclose(symbolic, expected, rtol=1e-12)
