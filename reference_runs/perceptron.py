@@ -191,8 +191,9 @@ def _device(torch, name):
 def _teacher_and_inputs(config, seed, rows, torch, dtype):
     """One seed's teacher and its ``rows`` inputs multiplied by their labels, z = y·x.
 
-    Drawn on the CPU from a seeded generator, so a seed gives the same data on any device.
-    The loss and its gradient see the inputs only through z.
+    Drawn on the CPU from a seeded generator, so a seed gives the same data on any device
+    and for any set of α (rows beyond a run's P are drawn but unused). The loss and its
+    gradient see the inputs only through z.
     """
     generator = torch.Generator().manual_seed(seed)
     teacher = torch.randn(config.n, generator=generator, dtype=torch.float64)
@@ -204,7 +205,15 @@ def _teacher_and_inputs(config, seed, rows, torch, dtype):
         x = torch.randn(rows, config.n, generator=generator, dtype=dtype)
     labels = torch.sign(x.to(torch.float64) @ teacher)
     labels[labels == 0] = 1.0  # measure zero for Gaussian inputs; a tie-break for ±1
-    return teacher.to(dtype), x * labels.to(dtype)[:, None], generator
+    return teacher.to(dtype), x * labels.to(dtype)[:, None]
+
+
+def _initial_student(config, seed, size, torch, dtype):
+    """The run (seed, P)'s initial student, drawn from its own stream: a run's result does
+    not depend on the other α it is batched with."""
+    stream = int(np.random.SeedSequence([seed, size]).generate_state(1)[0])
+    generator = torch.Generator().manual_seed(stream)
+    return config.init_scale * torch.randn(config.n, generator=generator, dtype=dtype)
 
 
 def simulate(config: PerceptronConfig, *, progress=None) -> pd.DataFrame:
@@ -233,10 +242,11 @@ def simulate(config: PerceptronConfig, *, progress=None) -> pd.DataFrame:
     # z = y·x for every seed, nested across α: run a uses rows [0, P_a).
     teachers, inputs, init = [], [], []
     for seed in seeds:
-        teacher, z, generator = _teacher_and_inputs(config, seed, rows, torch, dtype)
+        teacher, z = _teacher_and_inputs(config, seed, rows, torch, dtype)
         teachers.append(teacher)
         inputs.append(z)
-        init.append(config.init_scale * torch.randn(A, N, generator=generator, dtype=dtype))
+        init.append(torch.stack([_initial_student(config, seed, size, torch, dtype)
+                                 for size in sizes]))
     Z = torch.stack(inputs).to(device)                      # (S, P_max, N)
     del inputs
     teacher = torch.stack(teachers).to(device)              # (S, N)
@@ -259,7 +269,7 @@ def simulate(config: PerceptronConfig, *, progress=None) -> pd.DataFrame:
     def rows_to_weights(per_row):
         """Σ over each run's rows of per_row[μ]·z_μ: (S, A, N)."""
         total = torch.zeros_like(W)
-        for (b, start, stop), values in zip(bands, per_row):
+        for (b, start, stop), values in zip(bands, per_row, strict=True):
             total[:, b:] += torch.bmm(values.transpose(1, 2), Z[:, start:stop])
         return total
 
@@ -270,7 +280,7 @@ def simulate(config: PerceptronConfig, *, progress=None) -> pd.DataFrame:
             product = rows_to_weights([
                 torch.bmm(Z[:, start:stop], eigenvector[:, b:].transpose(1, 2))
                 * (4.0 * torch.sigmoid(2.0 * m) * torch.sigmoid(-2.0 * m)) / P[b:]
-                for (b, start, stop), m in zip(bands, margins)])
+                for (b, start, stop), m in zip(bands, margins, strict=True)])
             rayleigh = (product * eigenvector).sum(2, keepdim=True)
             length = product.norm(dim=2, keepdim=True)
             # Deep in the separable tail every g''(Δ) underflows: keep the old vector.
@@ -293,8 +303,9 @@ def simulate(config: PerceptronConfig, *, progress=None) -> pd.DataFrame:
         if step == config.steps:
             break
         # Descent direction −N∇L = √N Σ_μ 2σ(−2Δ_μ) z_μ / P.
-        direction = root_n * rows_to_weights([2.0 * torch.sigmoid(-2.0 * m) / P[b:]
-                                              for (b, _, _), m in zip(bands, margins)])
+        direction = root_n * rows_to_weights(
+            [2.0 * torch.sigmoid(-2.0 * m) / P[b:]
+             for (b, _, _), m in zip(bands, margins, strict=True)])
         if adaptive and step % CURVATURE_EVERY == 0:
             curvature = top_curvature(margins, 30 if step == 0 else 1)
             if step == 0:
@@ -326,7 +337,7 @@ def _measure(torch, W, teacher, margins, bands, P, root_n):
     S, A = W.shape[:2]
     loss = torch.zeros(S, A, dtype=torch.float64, device=W.device)
     errors = torch.zeros(S, A, dtype=torch.float64, device=W.device)
-    for (b, _, _), m in zip(bands, margins):
+    for (b, _, _), m in zip(bands, margins, strict=True):
         loss[:, b:] += torch.nn.functional.softplus(-2.0 * m).sum(1)
         errors[:, b:] += (m <= 0).sum(1)
     norm = W.norm(dim=2)
@@ -343,7 +354,7 @@ def _table(config, records):
     seeds = np.arange(config.first_seed, config.first_seed + config.seeds)
     frames = []
     for step, (lam, eps, train_error, train_loss) in zip(
-            log_steps(config.steps, config.log_points), records):
+            log_steps(config.steps, config.log_points), records, strict=True):
         seed_grid, size_index = np.meshgrid(seeds, np.arange(len(sizes)), indexing="ij")
         frames.append(pd.DataFrame({
             "step": step, "seed": seed_grid.ravel(), "index": size_index.ravel(),
@@ -354,9 +365,9 @@ def _table(config, records):
     table.insert(0, "train_size", P)
     table.insert(0, "dataset", "teacher-student")
     table.insert(0, "architecture", "perceptron")
-    lr_of = dict(zip(sizes, step_sizes))
+    lr_of = dict(zip(sizes, step_sizes, strict=True))
     table.insert(0, "run_id", [f"perceptron-{config.optimizer}-N{config.n}-P{p}-seed{s}"
-                               for p, s in zip(P, table["seed"])])
+                               for p, s in zip(P, table["seed"], strict=True)])
     table["optimizer"] = config.optimizer
     table["lr"] = [lr_of[p] for p in P]
     table["lr_schedule"] = config.schedule if config.optimizer != "adam" else "constant"

@@ -83,7 +83,7 @@ that range estimates) and as the local slope at the largest α.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize, special
@@ -320,8 +320,10 @@ def solve_fixed_norm(alpha, lam, *, start=None, tol=1e-12, max_iter=20000, refin
 SAFE_LAM = 100.0
 
 
-def fixed_norm_path(alpha, lams, *, refine=1):
+def fixed_norm_path(alpha, lams, *, refine=1, callback=None):
     """Fixed-norm solutions at every λ in ``lams``, warm-started along increasing λ.
+
+    ``callback()``, if given, is called after each solution (for progress bars).
 
     Returns
     -------
@@ -334,10 +336,12 @@ def fixed_norm_path(alpha, lams, *, refine=1):
     for i in np.argsort(lams, kind="stable"):
         previous = solve_fixed_norm(alpha, lams[i], start=previous, refine=refine)
         solutions[i] = previous
+        if callback is not None:
+            callback()
     return solutions
 
 
-def error_curve(alpha, lams):
+def error_curve(alpha, lams, *, callback=None):
     """ε(λ; α) at every λ in ``lams``; the max-margin limit ε_MM(α) where λ > SAFE_LAM.
 
     The logistic fixed-norm solution is used up to :data:`SAFE_LAM` (numerically exact
@@ -347,9 +351,12 @@ def error_curve(alpha, lams):
     lams = np.asarray(lams, float)
     safe = lams <= SAFE_LAM
     eps = np.empty_like(lams)
-    eps[safe] = [s.eps for s in fixed_norm_path(alpha, lams[safe])]
+    eps[safe] = [s.eps for s in fixed_norm_path(alpha, lams[safe], callback=callback)]
     if (~safe).any():
         eps[~safe] = max_margin(alpha).eps
+        if callback is not None:
+            for _ in range(int((~safe).sum())):
+                callback()
     return eps
 
 
@@ -532,7 +539,7 @@ def predicted_exponents(alphas, *, window=(0.1, 0.5), points=12):
     log_a, log_l, log_e = np.log(alphas), np.log(lam_opt), np.log(eps_opt)
     ratios = np.geomspace(window[0], window[1], points)
     by_alpha, xs, ys = [], [], []
-    for a, o in zip(alphas, optima):
+    for a, o in zip(alphas, optima, strict=True):
         eps = error_curve(a, o.lam * ratios)
         x, y = np.log(ratios), np.log(eps / o.eps)
         by_alpha.append(-_slope(x, y))
