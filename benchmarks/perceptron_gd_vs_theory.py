@@ -17,6 +17,7 @@ import argparse
 import time
 
 import numpy as np
+import pandas as pd
 import torch
 
 from reference_runs.perceptron import PerceptronConfig, _teacher_and_inputs, simulate
@@ -38,15 +39,18 @@ def main():
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--same-sample-seeds", type=int, default=2)
     parser.add_argument("--out", help="also write the GD runs here (CSV)")
+    parser.add_argument("--runs", help="analyse these GD runs (a CSV written by --out with "
+                                       "the same settings) instead of training again")
     args = parser.parse_args()
     alphas = tuple(float(a) for a in args.alpha.split(","))
     config = PerceptronConfig(n=args.n, alphas=alphas, seeds=args.seeds, steps=args.steps,
                               log_points=80, device="cpu")
     start = time.perf_counter()
-    table = simulate(config)
+    table = pd.read_csv(args.runs) if args.runs else simulate(config)
     print(f"GD: N = {args.n}, alpha = {alphas}, {args.seeds} seeds, {args.steps} steps, "
           f"step sizes {np.round(config.step_sizes(), 3).tolist()}: "
-          f"{time.perf_counter() - start:.0f} s", flush=True)
+          f"{time.perf_counter() - start:.0f} s" + (f" (read from {args.runs})"
+                                                    if args.runs else ""), flush=True)
     if args.out:
         table.to_csv(args.out, index=False)
     probes = np.array([0.5, 1.0, 2.0, 4.0, 8.0])

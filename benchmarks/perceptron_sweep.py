@@ -40,10 +40,15 @@ def _timed(config):
 
 
 def _per_step(config, steps, repeats):
-    """Median wall seconds per step over ``repeats`` runs of ``steps`` steps."""
-    short = PerceptronConfig(**{**config.__dict__, "steps": steps, "log_points": 2})
-    simulate(short)  # warm-up (allocations, CUDA context, kernels)
-    times = [_timed(short)[1] / steps for _ in range(repeats)]
+    """Median wall seconds per step: (time of 3·steps − time of steps)/(2·steps), which
+    cancels the fixed costs (drawing the data, building the table), over ``repeats``."""
+
+    def run_for(n):
+        return PerceptronConfig(**{**config.__dict__, "steps": n, "log_points": 2})
+
+    simulate(run_for(5))  # warm-up (allocations, CUDA context, kernels)
+    times = [(_timed(run_for(3 * steps))[1] - _timed(run_for(steps))[1]) / (2 * steps)
+             for _ in range(repeats)]
     return float(np.median(times))
 
 

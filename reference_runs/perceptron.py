@@ -22,7 +22,8 @@ is O(1): the largest stable step at initialisation, where g'' = 1 everywhere, is
 gd, gd-wd and projected is 0.8 of that, separately for each α (the ``lr`` column says
 which η each run used); Adam's default is 0.01.
 
-Logged at about ``--log-points`` log-spaced steps (and step 0): λ = ‖w‖/√N (``norm_l2``),
+Logged at about ``--log-points`` log-spaced steps (and step 0; evenly spaced steps for
+``projected`` on a ramp, i.e. evenly spaced in log λ): λ = ‖w‖/√N (``norm_l2``),
 the exact generalisation error ε = arccos(R)/π with R the cosine of w and w*
 (``test_error``: no test set, hence no ``n_test``), the training error and the mean
 training loss. Output: the canonical table (architecture ``perceptron``, dataset
@@ -173,6 +174,16 @@ class PerceptronConfig:
             return [0.01] * len(self.train_sizes)
         return [0.8 * stable_lr(p / self.n) for p in self.train_sizes]
 
+    def logged_steps(self):
+        """The steps logged: log-spaced (:func:`log_steps`), except for ``projected`` on a
+        ramp, whose λ is log-linear in the step: there, evenly spaced steps are evenly
+        spaced in log λ."""
+        start, end = self.radius or (0.05, 100.0)
+        if self.optimizer == "projected" and start != end:
+            return np.unique(np.round(np.linspace(0, self.steps, self.log_points + 1))
+                             ).astype(int)
+        return log_steps(self.steps, self.log_points)
+
     def radius_at(self, step):
         """λ imposed by ``projected`` at ``step`` (log-linear ramp)."""
         start, end = self.radius or (0.05, 100.0)
@@ -293,7 +304,7 @@ def simulate(config: PerceptronConfig, *, progress=None) -> pd.DataFrame:
         eigenvector = torch.randn(W.shape, dtype=dtype, device=device)
         eigenvector /= eigenvector.norm(dim=2, keepdim=True)
     eta = lr
-    logged = set(log_steps(config.steps, config.log_points).tolist())
+    logged = set(config.logged_steps().tolist())
     records = []
     report_every = max(1, config.steps // 200)
     for step in range(config.steps + 1):
@@ -354,7 +365,7 @@ def _table(config, records):
     seeds = np.arange(config.first_seed, config.first_seed + config.seeds)
     frames = []
     for step, (lam, eps, train_error, train_loss) in zip(
-            log_steps(config.steps, config.log_points), records, strict=True):
+            config.logged_steps(), records, strict=True):
         seed_grid, size_index = np.meshgrid(seeds, np.arange(len(sizes)), indexing="ij")
         frames.append(pd.DataFrame({
             "step": step, "seed": seed_grid.ravel(), "index": size_index.ravel(),

@@ -101,6 +101,7 @@ def test_optimisers_behave_as_documented():
     ramp = simulate(_small(alphas=(4.0,), steps=400, optimizer="projected", radius=(0.1, 10)))
     for step, lam in zip(ramp.step, ramp.norm_l2, strict=True):
         assert lam == pytest.approx(0.1 * 100 ** (step / 400), rel=1e-4)
+    assert set(np.diff(np.unique(ramp.step))) == {20}   # evenly spaced in log lambda
     fixed = simulate(_small(alphas=(4.0,), steps=400, optimizer="projected", radius=(3, 3)))
     assert np.allclose(fixed.norm_l2, 3.0, rtol=1e-4)
     assert (fixed.radius == "3").all()
