@@ -162,7 +162,7 @@ def _check_arguments(parser):
 
 
 def _run_check(args):
-    from .check import TOLERANCE, check
+    from .checking import TOLERANCE, check
 
     result = None
     if len(args.sources) == 1 and _fit_dir(args.sources[0]) is not None:
@@ -207,7 +207,7 @@ def _run_predict(args):
     import json
 
     from .atomic import atomic_path
-    from .predict import predict, prediction_table
+    from .prediction import predict, prediction_table
 
     rows = predict(_load_fit(args.fit_dir), args.train_size)
     print(prediction_table(rows))
@@ -229,7 +229,7 @@ def _report_arguments(parser):
 
 
 def _run_report(args):
-    from .check import load_check
+    from .checking import load_check
     from .report import render
 
     result = _load_fit(args.fit_dir)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import html
 
-from ..predict import format_log
+from ..prediction import format_log
 
 __all__ = ["html_page", "markdown_page"]
 
@@ -43,13 +43,14 @@ def sections(result, check=None) -> list[tuple[str, list[str], list[list[str]], 
     summary = result.summary()
     out = []
     rows = [[f"{g['architecture']} / {g['dataset']}", str(g["n_runs"]), str(g["n_censored"]),
-             ", ".join(f"{p:,}" for p in g["train_sizes"])]
+             f"{len(g['train_sizes'])}: {g['train_sizes'][0]:,} – {g['train_sizes'][-1]:,}"]
             + [_s(g["params"][p]) for p in ("gamma1", "gamma2", "gamma_pred", "gamma_conv")]
             for g in summary["groups"]]
     law = ("combined-law model: γ_conv is tied to γ1·γ2" if result.settings.get("tie_convergence")
            else "free convergence exponent γ_conv")
     out.append(("Exponents (posterior median and 90 % interval)",
-                ["group", "runs", "runs still improving", "P", "γ1", "γ2", "γ1·γ2", "γ_conv"],
+                ["group", "runs", "runs still improving", "sizes P", "γ1", "γ2", "γ1·γ2",
+                 "γ_conv"],
                 rows, f"Norm: {summary['norm']}; {law}; runs still improving at their last "
                       f"step are treated as at_end={result.settings.get('at_end')!r}."))
     d = result.diagnostics
@@ -82,8 +83,8 @@ def sections(result, check=None) -> list[tuple[str, list[str], list[list[str]], 
     out.append(("Check: held-out sizes", ["group", "P", "observed ε*", "predicted ε* (90 %)",
                                           "covered", "observed λ*", "predicted λ* (90 %)",
                                           "runs"], rows,
-                "Predicted by the combined laws refitted without these sizes. " + check.get(
-                    "definitions", {}).get("observed_eps_star", "")))
+                "Predicted by the combined laws refitted without these sizes. Observed ε*: "
+                + check.get("definitions", {}).get("observed_eps_star", "") + "."))
     rows = [[f"{g['architecture']} / {g['dataset']}"]
             + [f"{g['paper_recipe'][k]:.3f}" for k in ("gamma1", "gamma2", "gamma_pred",
                                                         "gamma_conv", "delta")]
@@ -91,7 +92,7 @@ def sections(result, check=None) -> list[tuple[str, list[str], list[list[str]], 
             for g in check["groups"] if g.get("paper_recipe")]
     out.append(("Paper recipe, for reference (log-log least squares, point estimates)",
                 ["group", "γ1", "γ2", "γ1·γ2", "γ_conv", "Δ", "points in windows"], rows,
-                check.get("definitions", {}).get("paper_recipe", "")))
+                "Paper recipe: " + check.get("definitions", {}).get("paper_recipe", "") + "."))
     return out
 
 

@@ -156,7 +156,7 @@ def log_interval_text(s: dict) -> str:
 
 def prediction_table(rows: list[dict]) -> str:
     """A plain-text table of :func:`predict`'s rows: medians and 90 % intervals."""
-    header = (f"{'group':<26}{'P':>9}  {'where':<22}{'eps* (law)':>28}{'eps* (one run)':>28}"
+    header = (f"{'group':<26}{'P':>9}  {'where':<22}{'eps* (law)':>31}{'eps* (one run)':>31}"
               f"{'lambda* (law)':>34}")
     lines = [header, "-" * len(header)]
     for r in rows:
@@ -164,7 +164,7 @@ def prediction_table(rows: list[dict]) -> str:
                  else f"extrapolation x{r['factor']:.3g}")
         name = f"{r['architecture']} / {r['dataset']}"
         lines.append(f"{name:<26}{r['train_size']:>9}  {where:<22}"
-                     f"{interval_text(r['eps_star']):>28}{interval_text(r['eps_star_run']):>28}"
+                     f"{interval_text(r['eps_star']):>31}{interval_text(r['eps_star_run']):>31}"
                      f"{log_interval_text(r['log_lam_star']):>34}")
     if rows:
         lines.append(f"eps* law: {rows[0]['law']}; intervals: 90 %.")

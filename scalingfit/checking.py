@@ -23,7 +23,7 @@ Three answers per group, and the paper's recipe beside them (:mod:`scalingfit.pa
 2. **Out of sample**: the data are refitted without the largest P of each group (or the
    sizes given as ``holdout``), with the combined-law model (``γ_conv = γ1·γ2``), and
    ε*(P) and λ*(P) are predicted at the held-out sizes with 90 % predictive intervals
-   (:mod:`scalingfit.predict`: the mean of as many new runs as were held out at that P,
+   (:mod:`scalingfit.prediction`: the mean of as many new runs as were held out at that P,
    plus the measurement error of the observed value, below).
 
    **Observed ε*(P)** of a held-out size is the geometric mean, over its runs (seeds), of
@@ -50,7 +50,7 @@ import pandas as pd
 
 from .atomic import atomic_path
 from .errors import DataError, ScalingfitError
-from .predict import format_log, interval_text, log_interval_text, predictive_draws
+from .prediction import format_log, interval_text, log_interval_text, predictive_draws
 from .result import stat_summary
 
 __all__ = ["check", "CheckResult", "consistency", "verdict", "observed_optima",
@@ -415,4 +415,12 @@ def format_check(content: dict) -> str:
             name = f"{g['architecture']} / {g['dataset']}"
             lines.append(f"{name:<28}" + "".join(f"{r[k]:>9.3f}" for k in (
                 "gamma1", "gamma2", "gamma_pred", "gamma_conv", "delta")))
+    failed = [f"{name} (max R-hat {d['rhat_max']:.3f}, min ESS "
+              f"{min(d['ess_bulk_min'], d['ess_tail_min']):.0f}, {d['divergences']} divergences)"
+              for name, d in content.get("settings", {}).get("diagnostics", {}).items()
+              if not d.get("passed", True)]
+    if failed:
+        lines += ["", "warning: these fits failed their convergence diagnostics, so their "
+                      "intervals are not to be trusted; rerun with more draws: "
+                  + "; ".join(failed)]
     return "\n".join(lines)
