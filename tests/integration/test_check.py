@@ -12,13 +12,12 @@ import warnings
 import numpy as np
 import pytest
 
-from scalingfit.check import default_holdout, heldout_predictions, observed_optima
+from scalingfit.checking import default_holdout, heldout_predictions, observed_optima
 from scalingfit.cli import main
 from scalingfit.comparison import level_labels, level_log_likelihood
 from scalingfit.errors import DataError, ScalingfitWarning
-from scalingfit.predict import predict, predictive_draws
+from scalingfit.prediction import predict, predictive_draws
 from scalingfit.result import FitResult
-
 from tests.support.small_check import SMALL, small_table
 
 pytestmark = pytest.mark.slow
@@ -125,7 +124,7 @@ def test_paper_recipe_is_beside_each_group(content):
 
 
 def test_holdout_must_leave_two_sizes(fits):
-    from scalingfit.check import _without
+    from scalingfit.checking import _without
 
     table = fits["free"].fitted_table
     sizes = sorted(table["train_size"].unique())

@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from scalingfit.check import TOLERANCE, verdict
+from scalingfit.checking import TOLERANCE, verdict
 from scalingfit.errors import ScalingfitError
 from scalingfit.paper_recipe import paper_recipe
-from scalingfit.predict import format_log
+from scalingfit.prediction import format_log
 from scalingfit.simulation import EXAMPLE_GROUPS, SimGroup, simulate
 
 
