@@ -210,7 +210,8 @@ class CheckResult:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / "check.json"
         with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+            tmp.write_text(json.dumps(_json_safe(self.to_dict()), indent=2, allow_nan=False)
+                           + "\n")
         paths = [path]
         for name, result in self.fits.items():
             if result is not None:
@@ -221,6 +222,17 @@ class CheckResult:
     def table(self) -> str:
         """A plain-text table: verdicts, held-out predictions, LOO and the paper's recipe."""
         return format_check(self.to_dict())
+
+
+def _json_safe(value):
+    """NaN and infinities (a paper-recipe slope with no points) become null: strict JSON."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 DEFINITIONS = {
@@ -413,8 +425,9 @@ def format_check(content: dict) -> str:
         r = g.get("paper_recipe")
         if r:
             name = f"{g['architecture']} / {g['dataset']}"
-            lines.append(f"{name:<28}" + "".join(f"{r[k]:>9.3f}" for k in (
-                "gamma1", "gamma2", "gamma_pred", "gamma_conv", "delta")))
+            lines.append(f"{name:<28}" + "".join(
+                f"{r[k]:>9.3f}" if r[k] is not None and math.isfinite(r[k]) else f"{'n/a':>9}"
+                for k in ("gamma1", "gamma2", "gamma_pred", "gamma_conv", "delta")))
     failed = [f"{name} (max R-hat {d['rhat_max']:.3f}, min ESS "
               f"{min(d['ess_bulk_min'], d['ess_tail_min']):.0f}, {d['divergences']} divergences)"
               for name, d in content.get("settings", {}).get("diagnostics", {}).items()

@@ -114,19 +114,24 @@ def _compact(value, _position=None) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
-def _log_axes(ax):
-    """Log scale on both axes, with short labels: at 1, 2, 5 × 10^k over short ranges."""
+def _log_axis(axis, low, high):
+    """Short labels on one log axis: at 1, 2, (3,) 5 × 10^k when it spans few decades."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+    decades = math.log10(high / low) if low > 0 and high > low else 10.0
+    subs = ((1.0, 2.0, 3.0, 5.0) if decades < 1.2 else (1.0, 2.0, 5.0) if decades < 2.5
+            else (1.0,))
+    axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=8 if decades < 5 else 5))
+    axis.set_major_formatter(FuncFormatter(_compact))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _log_axes(ax):
+    """Log scale on both axes, with short tick labels."""
     ax.set_xscale("log")
     ax.set_yscale("log")
-    for axis, (low, high) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
-        decades = math.log10(high / low) if low > 0 and high > low else 10.0
-        subs = ((1.0, 2.0, 3.0, 5.0) if decades < 1.2 else (1.0, 2.0, 5.0) if decades < 2.5
-                else (1.0,))
-        axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=8 if decades < 5 else 5))
-        axis.set_major_formatter(FuncFormatter(_compact))
-        axis.set_minor_formatter(NullFormatter())
+    _log_axis(ax.xaxis, *ax.get_xlim())
+    _log_axis(ax.yaxis, *ax.get_ylim())
 
 
 def _band(ax, x, samples, colour, label=None, alpha=0.25):
@@ -382,7 +387,8 @@ def forest_figure(result, check=None) -> Figure:
         ax.plot(q[2], y, "o", color="white", markeredgecolor="C0", markersize=5,
                 label="median")
         marks = [(i, recipe[n][key]) for i, n in enumerate(names)
-                 if recipe.get(n) and np.isfinite(recipe[n].get(key, np.nan))]
+                 if recipe.get(n) and recipe[n].get(key) is not None
+                 and np.isfinite(recipe[n][key])]
         if marks:
             ax.plot([m[1] for m in marks], [y[m[0]] for m in marks], "x", color="C3",
                     label="paper recipe")
@@ -534,10 +540,7 @@ def ppc_figure(result, check=None) -> Figure:
                     color=f"C{g % 10}", markersize=3.5, alpha=0.8,
                     label=_names(result)[g])
         ax.set_xscale("log")
-        from matplotlib.ticker import FuncFormatter, NullFormatter
-
-        ax.xaxis.set_major_formatter(FuncFormatter(_compact))
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        _log_axis(ax.xaxis, *ax.get_xlim())
         share = inside[use, k].mean() if use.any() else float("nan")
         ax.set_title(f"{titles[k]}: {inside[use, k].sum()}/{use.sum()} runs ({share:.0%}) "
                      "inside", fontsize=9)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 
 from ..prediction import format_log
 
@@ -28,6 +29,11 @@ figcaption{font-size:.9em;color:#444;margin-top:.3em}
 .inconclusive{color:#8a6d00;font-weight:600}.note{color:#555;font-size:.9em}
 code{background:#f5f5f5;padding:0 .2em}
 """
+
+
+def _number(value) -> str:
+    """Three decimals, or "n/a" for a value the recipe could not give (no points)."""
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
 
 
 def _s(s: dict, digits: int = 4) -> str:
@@ -86,7 +92,7 @@ def sections(result, check=None) -> list[tuple[str, list[str], list[list[str]], 
                 "Predicted by the combined laws refitted without these sizes. Observed ε*: "
                 + check.get("definitions", {}).get("observed_eps_star", "") + "."))
     rows = [[f"{g['architecture']} / {g['dataset']}"]
-            + [f"{g['paper_recipe'][k]:.3f}" for k in ("gamma1", "gamma2", "gamma_pred",
+            + [_number(g["paper_recipe"][k]) for k in ("gamma1", "gamma2", "gamma_pred",
                                                         "gamma_conv", "delta")]
             + [str(g["paper_recipe"]["n_window_points"])]
             for g in check["groups"] if g.get("paper_recipe")]

@@ -68,3 +68,14 @@ def test_format_log_never_overflows():
     assert format_log(math.log(15.5)) == "15.5"
     assert format_log(math.log(2e-5)) == "2.00e-05"
     assert np.isfinite(float(format_log(-2.0)))
+
+
+def test_check_json_is_strict_json():
+    """A recipe slope without points is NaN in Python and null in check.json."""
+    import json
+
+    from scalingfit.checking import _json_safe
+
+    text = json.dumps(_json_safe({"groups": [{"gamma1": float("nan"), "x": [1.0, math.inf]}]}),
+                      allow_nan=False)
+    assert json.loads(text) == {"groups": [{"gamma1": None, "x": [1.0, None]}]}
