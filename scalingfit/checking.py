@@ -318,6 +318,13 @@ def check(table: pd.DataFrame, *, result=None, holdout=None, tolerance: float = 
     from .fitting import fit
     from .paper_recipe import paper_recipe
 
+    if not tolerance > 0:  # say so before minutes of fitting, not after
+        raise ScalingfitError(f"the tolerance must be positive, got {tolerance}.")
+    if holdout is not None:
+        sizes = sorted({int(p) for p in holdout})
+        if not set(sizes) & set(table["train_size"].astype(int)):
+            raise ScalingfitError(f"no run has a held-out size {sizes}; the table has "
+                                  f"{sorted(set(table['train_size'].astype(int)))}.")
     fits = {}
     free = combined = None
     if result is not None:
@@ -339,7 +346,6 @@ def check(table: pd.DataFrame, *, result=None, holdout=None, tolerance: float = 
     if holdout is None:
         chosen = default_holdout(free)
     else:
-        sizes = sorted({int(p) for p in holdout})
         present = {g: sorted(set(sizes) & set(rows["train_size"]))
                    for g, rows in observed_optima(free).groupby("group_index")}
         chosen = {g: s for g, s in present.items() if s}
@@ -371,7 +377,7 @@ def check(table: pd.DataFrame, *, result=None, holdout=None, tolerance: float = 
         groups.append(entry)
     settings = {"tolerance": tolerance, "interval": 0.9,
                 "holdout": {names[g]: s for g, s in chosen.items()},
-                "fit": {k: v for k, v in _fit_options(free, {}).items()},
+                "fit": _fit_options(free, {}),
                 "diagnostics": {name: f.diagnostics for name, f in fits.items()}}
     return CheckResult(groups=groups, comparison=comparison, settings=settings, fits=fits)
 

@@ -157,6 +157,8 @@ def _check_arguments(parser):
     parser.add_argument("--no-loo", action="store_true",
                         help="skip the PSIS-LOO comparison (one fit fewer)")
     _fit_options(parser)
+    parser.description += (". SOURCE may also be one FIT_DIR written by scalingfit fit: its "
+                           "fit is reused and its table.parquet refitted.")
     # None: the settings of the given fit directory, or fit()'s defaults
     parser.set_defaults(group_by=None, at_end=None)
 
@@ -240,7 +242,7 @@ def _run_report(args):
 
 
 COMMANDS = {
-    "fit": ("fit both laws hierarchically; writes posterior.nc and summary.json",
+    "fit": ("fit both laws hierarchically; writes posterior.nc, summary.json, table.parquet",
             _fit_arguments, _run_fit),
     "ingest": ("read TensorBoard, W&B, CSV or the paper's .npy logs into one canonical table",
                _ingest_arguments, _run_ingest),

@@ -1,6 +1,7 @@
 """The walkthrough notebook runs from top to bottom (nbclient), so it cannot rot."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -8,11 +9,17 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "walkthrough.ipynb"
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = ROOT / "notebooks" / "walkthrough.ipynb"
 
 
 @pytest.mark.slow
-def test_walkthrough_notebook_executes(tmp_path):
+def test_walkthrough_notebook_executes(tmp_path, monkeypatch):
+    # the kernel runs in tmp_path: it must import this checkout even where the package is
+    # not installed, and relative entries of PYTHONPATH would point into tmp_path
+    entries = [str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(
+        os.pathsep) if p]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *entries]))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(notebook, timeout=900, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})

@@ -79,3 +79,14 @@ def test_check_json_is_strict_json():
     text = json.dumps(_json_safe({"groups": [{"gamma1": float("nan"), "x": [1.0, math.inf]}]}),
                       allow_nan=False)
     assert json.loads(text) == {"groups": [{"gamma1": None, "x": [1.0, None]}]}
+
+
+def test_check_refuses_bad_settings_before_fitting():
+    """Mistakes are reported at once, not after minutes of sampling."""
+    from scalingfit.checking import check
+
+    table = simulate(EXAMPLE_GROUPS[:1], n_seeds=1, n_steps=10)
+    with pytest.raises(ScalingfitError, match="tolerance must be positive"):
+        check(table, tolerance=-0.1)
+    with pytest.raises(ScalingfitError, match="no run has a held-out size"):
+        check(table, holdout=[12345])
