@@ -8,6 +8,8 @@ grows with the training-set size, λ* ≈ k2·P^γ2; together ε*(P) ∝ P^(−�
 >>> table = sf.load("runs.csv")                     # canonical table (DESIGN.md §3)
 >>> result = sf.fit(table)                          # hierarchical Bayesian fit
 >>> result.summary()                                # γ1, γ2, γ1γ2, γ_conv per group
+>>> sf.check(table, result=result).table()          # do the combined laws predict ε*(P)?
+>>> sf.predict(result, [100_000])                   # ε*, λ* at a size not yet trained
 
 Heavy modules (PyMC, torch) are imported on first use, so ``import scalingfit`` is quick.
 """
@@ -23,6 +25,8 @@ _LAZY = {
     "simulate": ("scalingfit.simulation", "simulate"),
     "fit": ("scalingfit.fitting", "fit"),
     "FitResult": ("scalingfit.result", "FitResult"),
+    "check": ("scalingfit.checking", "check"),
+    "predict": ("scalingfit.prediction", "predict"),
     "rc": ("scalingfit.rc", "rc"),
     "rc_context": ("scalingfit.rc", "rc_context"),
     "norms": ("scalingfit.norms", None),

@@ -38,7 +38,16 @@ def _add_sources(parser, *, example=True):
 def _fit_arguments(parser):
     _add_sources(parser)
     parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output directory: posterior.nc and summary.json")
+                        help="output directory: posterior.nc, summary.json and table.parquet")
+    _fit_options(parser)
+    parser.add_argument("--tie-convergence", action="store_true",
+                        help="fit the combined-law model, in which gamma_conv = gamma1*gamma2 "
+                             "(what scalingfit predict then extrapolates)")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit with status 3 if R-hat, ESS or divergences fail")
+
+
+def _fit_options(parser):
     parser.add_argument("--norm", metavar="NAME",
                         help="which norm_<NAME> / lognorm_<NAME> to use (default: "
                              "spectral_complexity if present, else the first one)")
@@ -59,8 +68,6 @@ def _fit_arguments(parser):
     parser.add_argument("--chains", type=int, help="number of chains (default 4)")
     parser.add_argument("--seed", type=int, help="random seed (default 0); same seed, "
                                                  "same numbers")
-    parser.add_argument("--strict", action="store_true",
-                        help="exit with status 3 if R-hat, ESS or divergences fail")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
@@ -86,7 +93,8 @@ def _run_fit(args):
         for report in reports:
             print(report.line(), file=sys.stderr)
     result = fit(table, norm=args.norm, group_by=args.group_by, n_test=args.n_test,
-                 at_end=args.at_end, sampler=args.sampler, draws=args.draws, tune=args.tune,
+                 at_end=args.at_end, tie_convergence=args.tie_convergence,
+                 sampler=args.sampler, draws=args.draws, tune=args.tune,
                  chains=args.chains, seed=args.seed, progress=not args.quiet)
     paths = result.save(args.out)
     print(result.table())
@@ -120,11 +128,131 @@ def _run_ingest(args):
     return 0
 
 
+def _fit_dir(path):
+    """The fit directory ``path`` if it is one (it holds posterior.nc), else None."""
+    from pathlib import Path
+
+    path = Path(path)
+    return path if path.is_dir() and (path / "posterior.nc").exists() else None
+
+
+def _load_fit(path):
+    from .result import FitResult
+
+    if _fit_dir(path) is None:
+        raise ScalingfitError(f"{path}: not a fit directory (no posterior.nc); run "
+                              "scalingfit fit ... --out DIR first.")
+    return FitResult.load(path)
+
+
+def _check_arguments(parser):
+    _add_sources(parser)
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output directory: check.json, and the fits it made (fit-*/)")
+    parser.add_argument("--holdout", metavar="P1,P2",
+                        help="training-set sizes to leave out of the out-of-sample refit "
+                             "(default: each group's largest)")
+    parser.add_argument("--tolerance", type=float, default=None, metavar="D",
+                        help="largest |gamma_conv - gamma1*gamma2| a 'consistent' verdict "
+                             "allows (default 0.1)")
+    parser.add_argument("--no-loo", action="store_true",
+                        help="skip the PSIS-LOO comparison (one fit fewer)")
+    _fit_options(parser)
+    parser.description += (". SOURCE may also be one FIT_DIR written by scalingfit fit: its "
+                           "fit is reused and its table.parquet refitted.")
+    # None: the settings of the given fit directory, or fit()'s defaults
+    parser.set_defaults(group_by=None, at_end=None)
+
+
+def _run_check(args):
+    from .checking import TOLERANCE, check
+
+    result = None
+    if len(args.sources) == 1 and _fit_dir(args.sources[0]) is not None:
+        result = _load_fit(args.sources[0])
+        table = result.fitted_table
+        if table is None:
+            raise ScalingfitError(f"{args.sources[0]}: the fit directory has no table.parquet "
+                                  "(written by scalingfit fit since 0.1); pass the SOURCE "
+                                  "files instead.")
+    else:
+        table, reports = _load(args)
+        if not args.quiet:
+            for report in reports:
+                print(report.line(), file=sys.stderr)
+    try:
+        holdout = None if args.holdout is None else [
+            int(p) for p in args.holdout.replace(" ", "").split(",") if p]
+    except ValueError as err:
+        raise ScalingfitError(f"--holdout takes sizes separated by commas, got "
+                              f"{args.holdout!r}.") from err
+    options = {k: getattr(args, k) for k in ("norm", "group_by", "n_test", "at_end", "sampler",
+                                             "draws", "tune", "chains", "seed")}
+    options = {k: v for k, v in options.items() if v is not None}
+    outcome = check(table, result=result, holdout=holdout,
+                    tolerance=TOLERANCE if args.tolerance is None else args.tolerance,
+                    compare=not args.no_loo, progress=not args.quiet, **options)
+    paths = outcome.save(args.out)
+    print(outcome.table())
+    print("wrote " + ", ".join(map(str, paths)))
+    return 0
+
+
+def _predict_arguments(parser):
+    parser.add_argument("fit_dir", metavar="FIT_DIR", help="a directory written by scalingfit "
+                                                           "fit (or check's fit-*/)")
+    parser.add_argument("--train-size", nargs="+", type=float, required=True, metavar="P",
+                        help="training-set sizes to predict at")
+    parser.add_argument("--json", metavar="FILE", help="also write the predictions as JSON")
+
+
+def _run_predict(args):
+    import json
+
+    from .atomic import atomic_path
+    from .prediction import predict, prediction_table
+
+    rows = predict(_load_fit(args.fit_dir), args.train_size)
+    print(prediction_table(rows))
+    if args.json:
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps({"predictions": rows}, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _report_arguments(parser):
+    parser.add_argument("fit_dir", metavar="FIT_DIR", help="a directory written by scalingfit "
+                                                           "fit (or check's fit-free/)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output directory: report.html, report.md, and each figure as "
+                             "PNG and SVG")
+    parser.add_argument("--check", metavar="CHECK", help="check.json (or its directory) to "
+                                                         "include")
+
+
+def _run_report(args):
+    from .checking import load_check
+    from .report import render
+
+    result = _load_fit(args.fit_dir)
+    outcome = load_check(args.check) if args.check else None
+    paths = render(result, args.out, check=outcome)
+    print("wrote " + ", ".join(str(p) for p in paths[:2]) + f" and {len(paths) - 2} figure files")
+    return 0
+
+
 COMMANDS = {
-    "fit": ("fit both laws hierarchically; writes posterior.nc and summary.json",
+    "fit": ("fit both laws hierarchically; writes posterior.nc, summary.json, table.parquet",
             _fit_arguments, _run_fit),
     "ingest": ("read TensorBoard, W&B, CSV or the paper's .npy logs into one canonical table",
                _ingest_arguments, _run_ingest),
+    "check": ("do the two laws, combined, predict the best error? verdict, held-out sizes, "
+              "LOO; writes check.json", _check_arguments, _run_check),
+    "predict": ("predicted best error and optimal norm at training-set sizes, with intervals",
+                _predict_arguments, _run_predict),
+    "report": ("an HTML and Markdown report with figures, from a fit (and a check)",
+               _report_arguments, _run_report),
 }
 
 

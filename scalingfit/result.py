@@ -64,8 +64,10 @@ class FitResult:
         How it was fitted, whether the sampler converged, and provenance.
     """
 
-    def __init__(self, idata, *, settings: dict, diagnostics: dict, meta: dict):
+    def __init__(self, idata, *, settings: dict, diagnostics: dict, meta: dict,
+                 table: pd.DataFrame | None = None):
         self.idata, self.settings, self.diagnostics, self.meta = idata, settings, diagnostics, meta
+        self.fitted_table = table  # the canonical table fitted, so a check can refit parts
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -129,7 +131,7 @@ class FitResult:
         meta = {"method": settings["method"], "groups": group_info, "versions": _versions(),
                 "table_sha256_16": table_hash, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "n_rows": int(len(table)), "timings": timings, "notes": notes}
-        result = cls(idata, settings=settings, diagnostics=diagnostics, meta=meta)
+        result = cls(idata, settings=settings, diagnostics=diagnostics, meta=meta, table=table)
         result._stamp()
         return result
 
@@ -225,7 +227,10 @@ class FitResult:
 
     # ----------------------------------------------------------------- files
     def save(self, directory) -> list[Path]:
-        """Write ``posterior.nc`` and ``summary.json``, each atomically."""
+        """Write ``posterior.nc``, ``summary.json`` and the fitted ``table.parquet``, each
+        atomically (the table lets ``scalingfit check`` refit without some sizes)."""
+        from .ingest import write_table
+
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         posterior, summary = directory / "posterior.nc", directory / "summary.json"
@@ -233,7 +238,9 @@ class FitResult:
             self.idata.to_netcdf(str(tmp))
         with atomic_path(summary) as tmp:
             tmp.write_text(json.dumps(self.summary(), indent=2) + "\n")
-        return [posterior, summary]
+        if self.fitted_table is None:
+            return [posterior, summary]
+        return [posterior, summary, write_table(self.fitted_table, directory / "table.parquet")]
 
     @classmethod
     def load(cls, directory) -> FitResult:
@@ -244,4 +251,6 @@ class FitResult:
         attrs = idata.posterior.attrs
         settings, diagnostics, meta = (json.loads(attrs[f"scalingfit_{k}"])
                                        for k in ("settings", "diagnostics", "meta"))
-        return cls(idata, settings=settings, diagnostics=diagnostics, meta=meta)
+        table = path.parent / "table.parquet"
+        table = pd.read_parquet(table) if table.exists() else None
+        return cls(idata, settings=settings, diagnostics=diagnostics, meta=meta, table=table)

@@ -1,0 +1,54 @@
+"""The report: renders only from a :class:`~scalingfit.result.FitResult` (and, if given,
+the content of a check's ``check.json``).
+
+``render(result, out)`` writes ``report.html`` (self-contained: figures embedded as base64
+PNG, no external resource), ``report.md``, and every figure as ``<name>.png`` and
+``<name>.svg`` beside them. The figures themselves are in :mod:`scalingfit.report.figures`.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from ..atomic import atomic_path
+from .figures import FIGURES
+from .page import html_page, markdown_page
+
+__all__ = ["render", "make_figures", "FIGURES"]
+
+DPI = 110
+
+
+def make_figures(result, check=None) -> dict:
+    """Every figure of the report: name → (matplotlib Figure, caption)."""
+    return {name: (draw(result, check), caption) for name, (draw, caption) in FIGURES.items()}
+
+
+def render(result, out, *, check: dict | None = None) -> list[Path]:
+    """Write the report for ``result`` into the directory ``out``.
+
+    Returns
+    -------
+    list of Path
+        ``report.html``, ``report.md``, then the PNG and SVG of each figure.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pngs, files, figure_paths = {}, {}, []
+    for name, (figure, caption) in make_figures(result, check).items():
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=DPI)
+        pngs[name] = (buffer.getvalue(), caption)
+        files[name] = (f"{name}.png", caption)
+        with atomic_path(out / f"{name}.png") as tmp:
+            tmp.write_bytes(buffer.getvalue())
+        with atomic_path(out / f"{name}.svg") as tmp:
+            figure.savefig(tmp, format="svg")
+        figure_paths += [out / f"{name}.png", out / f"{name}.svg"]
+    page, markdown = out / "report.html", out / "report.md"
+    with atomic_path(page) as tmp:
+        tmp.write_text(html_page(result, pngs, check), encoding="utf-8")
+    with atomic_path(markdown) as tmp:
+        tmp.write_text(markdown_page(result, files, check), encoding="utf-8")
+    return [page, markdown, *figure_paths]

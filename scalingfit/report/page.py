@@ -1,0 +1,166 @@
+"""The report's pages: one self-contained HTML file and its Markdown twin.
+
+The HTML embeds every figure as a base64 PNG and carries its own style: no script, no
+font, no stylesheet or image is fetched from anywhere (the favicon too is an inline
+``data:`` URI, so a browser opening the file makes no request at all). The Markdown links
+the PNG files written beside it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+
+from ..prediction import format_log
+
+__all__ = ["html_page", "markdown_page"]
+
+STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1200px;
+margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
+td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+figure{margin:1.2em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.9em;color:#444;margin-top:.3em}
+.consistent{color:#1a7f37;font-weight:600}.inconsistent{color:#b3261e;font-weight:600}
+.inconclusive{color:#8a6d00;font-weight:600}.note{color:#555;font-size:.9em}
+code{background:#f5f5f5;padding:0 .2em}
+"""
+
+
+def _number(value) -> str:
+    """Three decimals, or "n/a" for a value the recipe could not give (no points)."""
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
+def _s(s: dict, digits: int = 4) -> str:
+    return f"{s['median']:.{digits}g} [{s['q05']:.{digits}g}, {s['q95']:.{digits}g}]"
+
+
+def _log_s(s: dict) -> str:
+    return f"{format_log(s['median'])} [{format_log(s['q05'], 2)}, {format_log(s['q95'], 2)}]"
+
+
+def sections(result, check=None) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """The report's tables, format-neutral: (title, header, rows, note)."""
+    summary = result.summary()
+    out = []
+    rows = [[f"{g['architecture']} / {g['dataset']}", str(g["n_runs"]), str(g["n_censored"]),
+             f"{len(g['train_sizes'])}: {g['train_sizes'][0]:,} – {g['train_sizes'][-1]:,}"]
+            + [_s(g["params"][p]) for p in ("gamma1", "gamma2", "gamma_pred", "gamma_conv")]
+            for g in summary["groups"]]
+    law = ("combined-law model: γ_conv is tied to γ1·γ2" if result.settings.get("tie_convergence")
+           else "free convergence exponent γ_conv")
+    out.append(("Exponents (posterior median and 90 % interval)",
+                ["group", "runs", "runs still improving", "sizes P", "γ1", "γ2", "γ1·γ2",
+                 "γ_conv"],
+                rows, f"Norm: {summary['norm']}; {law}; runs still improving at their last "
+                      f"step are treated as at_end={result.settings.get('at_end')!r}."))
+    d = result.diagnostics
+    out.append(("Sampler", ["max R-hat", "min bulk ESS", "min tail ESS", "divergences",
+                            "chains × draws", "verdict"],
+                [[f"{d['rhat_max']:.4f}", f"{d['ess_bulk_min']:.0f}", f"{d['ess_tail_min']:.0f}",
+                  str(d["divergences"]), f"{d['chains']} × {d['draws']}",
+                  "passed" if d["passed"] else "FAILED"]],
+                "Limits: scalingfit.rc (diagnostics.rhat_max, diagnostics.ess_min)."))
+    if not check:
+        return out
+    tolerance = check.get("settings", {}).get("tolerance", 0.1)
+    out.append(("Check: do the combined laws predict ε*(P)?",
+                ["group", "Δ = γ_conv − γ1·γ2", "verdict", "LOO: elpd(combined) − elpd(free)"],
+                [[f"{g['architecture']} / {g['dataset']}", _s(g["delta"], 3), g["verdict"],
+                  (f"{g['loo']['elpd_diff']:+.2f} ± {g['loo']['se_diff']:.2f} "
+                   f"({g['loo']['favours']})") if g.get("loo") else "not run"]
+                 for g in check["groups"]],
+                f"consistent: the 90 % interval of Δ contains 0 and lies within ±{tolerance:g}; "
+                "inconsistent: it excludes 0; otherwise inconclusive. LOO leaves one "
+                "training-set size out at a time."))
+    rows = []
+    for g in check["groups"]:
+        for h in g["heldout"]:
+            rows.append([f"{g['architecture']} / {g['dataset']}", f"{h['train_size']:,}",
+                         f"{h['observed_eps_star']:.4g}", _s(h["pred_eps_star"]),
+                         "yes" if h["covered"] else "no",
+                         format_log(h["observed_log_lam_star"]), _log_s(h["pred_log_lam_star"]),
+                         f"{h['n_runs']} ({h['n_censored']} still improving)"])
+    out.append(("Check: held-out sizes", ["group", "P", "observed ε*", "predicted ε* (90 %)",
+                                          "covered", "observed λ*", "predicted λ* (90 %)",
+                                          "runs"], rows,
+                "Predicted by the combined laws refitted without these sizes. Observed ε*: "
+                + check.get("definitions", {}).get("observed_eps_star", "") + "."))
+    rows = [[f"{g['architecture']} / {g['dataset']}"]
+            + [_number(g["paper_recipe"][k]) for k in ("gamma1", "gamma2", "gamma_pred",
+                                                        "gamma_conv", "delta")]
+            + [str(g["paper_recipe"]["n_window_points"])]
+            for g in check["groups"] if g.get("paper_recipe")]
+    out.append(("Paper recipe, for reference (log-log least squares, point estimates)",
+                ["group", "γ1", "γ2", "γ1·γ2", "γ_conv", "Δ", "points in windows"], rows,
+                "Paper recipe: " + check.get("definitions", {}).get("paper_recipe", "") + "."))
+    return out
+
+
+def _html_table(header, rows) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = []
+    for row in rows:
+        cells = []
+        for cell in row:
+            klass = f' class="{cell}"' if cell in ("consistent", "inconsistent",
+                                                  "inconclusive") else ""
+            cells.append(f"<td{klass}>{html.escape(cell)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def html_page(result, figures: dict, check=None) -> str:
+    """The report as one self-contained HTML document.
+
+    ``figures``: name → (PNG bytes, caption).
+    """
+    title = "scalingfit report"
+    parts = [f"<h1>{title}</h1>",
+             f"<p class=note>Fitted {html.escape(result.meta.get('created', ''))}; table "
+             f"{result.meta.get('n_rows', '?')} rows (sha256 "
+             f"{html.escape(str(result.meta.get('table_sha256_16', '')))}…); scalingfit "
+             f"{html.escape(str(result.meta.get('versions', {}).get('scalingfit', '')))}.</p>"]
+    for name, header, rows, note in sections(result, check):
+        parts += [f"<h2>{html.escape(name)}</h2>", _html_table(header, rows),
+                  f"<p class=note>{html.escape(note)}</p>"]
+    parts.append("<h2>Figures</h2>")
+    for name, (png, caption) in figures.items():
+        data = base64.b64encode(png).decode("ascii")
+        parts.append(f'<figure id="{name}"><img alt="{html.escape(name)}" '
+                     f'src="data:image/png;base64,{data}"><figcaption>'
+                     f"{html.escape(caption)}</figcaption></figure>")
+    notes = result.meta.get("notes") or []
+    if notes:
+        parts.append("<h2>Notes from the fit</h2><ul>"
+                     + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+    return ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+            '<meta name=viewport content="width=device-width, initial-scale=1">'
+            f'<link rel=icon href="data:,"><title>{title}</title><style>{STYLE}</style>'
+            "</head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+
+
+def _md_table(header, rows) -> str:
+    def esc(cell):
+        return str(cell).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(esc, header)) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(map(esc, row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def markdown_page(result, figures: dict, check=None) -> str:
+    """The report in Markdown; ``figures``: name → (PNG file name, caption)."""
+    parts = ["# scalingfit report", ""]
+    for name, header, rows, note in sections(result, check):
+        parts += [f"## {name}", "", _md_table(header, rows), "", f"_{note}_", ""]
+    parts += ["## Figures", ""]
+    for name, (path, caption) in figures.items():
+        parts += [f"![{name}]({path})", "", caption, ""]
+    return "\n".join(parts)

@@ -1,0 +1,205 @@
+"""`scalingfit check` and `scalingfit predict` on a small real fit (two groups of the example).
+
+The fits come from the session fixture ``small_check_dir`` (conftest.py). The statistical
+claims (verdicts over many simulated datasets, held-out coverage) are measured by
+``benchmarks/check_suite.py``, not here.
+"""
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from scalingfit.checking import default_holdout, heldout_predictions, observed_optima
+from scalingfit.cli import main
+from scalingfit.comparison import level_labels, level_log_likelihood
+from scalingfit.errors import DataError, ScalingfitWarning
+from scalingfit.prediction import predict, predictive_draws
+from scalingfit.result import FitResult
+from tests.support.small_check import SMALL, small_table
+
+pytestmark = pytest.mark.slow
+S_KEYS = {"mean", "median", "sd", "q05", "q95"}
+
+
+@pytest.fixture(scope="module")
+def content(small_check_dir):
+    return json.loads((small_check_dir / "check.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def fits(small_check_dir):
+    return {name: FitResult.load(small_check_dir / f"fit-{name}")
+            for name in ("free", "combined", "heldout")}
+
+
+def is_summary(s):
+    return (set(s) >= S_KEYS and all(isinstance(s[k], float) for k in S_KEYS)
+            and s["q05"] <= s["median"] <= s["q95"] and s["sd"] >= 0)
+
+
+def test_check_json_has_the_contracted_layout(content):
+    assert len(content["groups"]) == 2
+    for g in content["groups"]:
+        assert isinstance(g["architecture"], str) and isinstance(g["dataset"], str)
+        assert is_summary(g["delta"])
+        assert g["verdict"] in ("consistent", "inconsistent", "inconclusive")
+        assert len(g["heldout"]) == 1
+        for h in g["heldout"]:
+            assert isinstance(h["train_size"], int)
+            assert isinstance(h["observed_eps_star"], float) and h["observed_eps_star"] > 0
+            assert is_summary(h["pred_eps_star"])
+            inside = h["pred_eps_star"]["q05"] <= h["observed_eps_star"] <= h[
+                "pred_eps_star"]["q95"]
+            assert h["covered"] == inside
+
+
+def test_verdict_matches_delta_of_the_free_fit(content, fits):
+    delta = fits["free"].draws("gamma_conv") - fits["free"].draws("gamma_pred")
+    for g, group in enumerate(content["groups"]):
+        assert group["delta"]["median"] == pytest.approx(float(np.median(delta[:, g])))
+        low, high = group["delta"]["q05"], group["delta"]["q95"]
+        tolerance = content["settings"]["tolerance"]
+        expected = ("inconsistent" if low > 0 or high < 0 else
+                    "consistent" if -tolerance <= low and high <= tolerance else "inconclusive")
+        assert group["verdict"] == expected
+    # the example holds the combined law by construction
+    assert [g["verdict"] for g in content["groups"]] == ["consistent", "consistent"]
+
+
+def test_heldout_is_the_largest_size_and_refit_never_saw_it(content, fits):
+    for g, group in enumerate(content["groups"]):
+        sizes = fits["free"].idata.constant_data["train_size"].to_numpy()[
+            fits["free"].idata.constant_data["group_index"].to_numpy() == g]
+        assert group["heldout"][0]["train_size"] == int(sizes.max()) == 32000
+    assert 32000 not in set(fits["heldout"].idata.constant_data["train_size"].to_numpy())
+    assert fits["heldout"].settings["tie_convergence"] is True
+    assert fits["combined"].settings["tie_convergence"] is True
+
+
+def test_observed_eps_star_is_the_geometric_mean_of_the_runs_optima(content, fits):
+    optima = observed_optima(fits["free"])
+    c = fits["free"].idata.constant_data
+    for g, group in enumerate(content["groups"]):
+        h = group["heldout"][0]
+        mine = optima[(optima["group_index"] == g) & (optima["train_size"] == h["train_size"])]
+        assert len(mine) == h["n_runs"] == 3
+        runs = np.flatnonzero((c["group_index"].to_numpy() == g)
+                              & (c["train_size"].to_numpy() == h["train_size"]))
+        y_star = c["z"].to_numpy()[runs, 2]
+        assert not c["censored"].to_numpy()[runs].any()
+        assert h["observed_eps_star"] == pytest.approx(math.exp(y_star.mean()))
+
+
+def test_heldout_interval_is_wider_than_the_laws_own(fits):
+    """The predictive interval adds the new P's deviation, seed scatter and measurement."""
+    holdout = default_holdout(fits["free"])
+    entries = heldout_predictions(fits["heldout"], fits["free"], holdout, seed=3)
+    for g, (entry,) in enumerate(entries):
+        line = np.exp(predictive_draws(fits["heldout"], entry["train_size"])["log_eps_star"][:, g])
+        width = entry["pred_eps_star"]["q95"] - entry["pred_eps_star"]["q05"]
+        assert width > np.quantile(line, 0.95) - np.quantile(line, 0.05)
+        assert entry["extrapolation_factor"] == pytest.approx(32000 / 24000)
+
+
+def test_loo_compares_levels(content, fits):
+    loo = content["loo"]
+    assert loo["free"]["n_levels"] == loo["combined"]["n_levels"] == 12   # 2 groups x 6 P
+    assert loo["elpd_diff"] == pytest.approx(loo["combined"]["elpd_loo"] - loo["free"]["elpd_loo"])
+    assert loo["se_diff"] > 0
+    assert sum(g["n_levels"] for g in loo["groups"].values()) == 12
+    ll = level_log_likelihood(fits["free"])
+    assert ll.shape == (SMALL["chains"], SMALL["draws"], 12)
+    assert np.isfinite(ll.to_numpy()).all()
+    assert level_labels(fits["free"])[0] == "cnn / mnist / P=4000"
+
+
+def test_paper_recipe_is_beside_each_group(content):
+    for g in content["groups"]:
+        recipe = g["paper_recipe"]
+        assert recipe["architecture"] == g["architecture"]
+        assert {"gamma1", "gamma2", "gamma_pred", "gamma_conv", "delta"} <= set(recipe)
+
+
+def test_holdout_must_leave_two_sizes(fits):
+    from scalingfit.checking import _without
+
+    table = fits["free"].fitted_table
+    sizes = sorted(table["train_size"].unique())
+    with pytest.raises(DataError, match="leaves 1 training-set size"):
+        _without(table, fits["free"], {0: sizes[1:]})
+
+
+def test_predict_labels_interpolation_and_extrapolation(fits):
+    rows = predict(fits["combined"], [10_000, 64_000, 1_000])
+    assert [r["region"] for r in rows] == ["interpolation"] * 2 + ["extrapolation"] * 4
+    assert [r["factor"] for r in rows[2:4]] == [pytest.approx(2.0)] * 2
+    assert [r["factor"] for r in rows[4:]] == [pytest.approx(4.0)] * 2
+    for r in rows:
+        assert r["law"].startswith("combined")
+        assert is_summary(r["eps_star"]) and is_summary(r["eps_star_run"])
+        law, run = r["eps_star"], r["eps_star_run"]
+        assert run["q95"] - run["q05"] > law["q95"] - law["q05"]
+    # ε* falls and λ* grows with P, in both groups
+    eps = {(r["architecture"], r["train_size"]): r["eps_star"]["median"] for r in rows}
+    lam = {(r["architecture"], r["train_size"]): r["log_lam_star"]["median"] for r in rows}
+    for arch in ("cnn", "mlp"):
+        assert eps[(arch, 1_000)] > eps[(arch, 10_000)] > eps[(arch, 64_000)]
+        assert lam[(arch, 1_000)] < lam[(arch, 10_000)] < lam[(arch, 64_000)]
+    # the MLP's norm is near 1e130: its log is kept, never exponentiated
+    assert 290 < lam[("mlp", 64_000)] / 1.0 < 310
+
+
+def test_predict_cli(small_check_dir, capsys, tmp_path):
+    out = tmp_path / "pred.json"
+    code = main(["predict", str(small_check_dir / "fit-combined"), "--train-size", "64000",
+                 "--json", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "extrapolation x2" in text and "cnn / mnist" in text and "e+13" in text
+    assert len(json.loads(out.read_text())["predictions"]) == 2
+
+
+def test_check_cli_on_a_fit_directory(small_check_dir, tmp_path, capsys):
+    """FIT_DIR in, a refit without P=24000 only (--holdout), no LOO: one fit."""
+    out = tmp_path / "check"
+    args = ["check", str(small_check_dir / "fit-free"), "--out", str(out), "--holdout",
+            "24000", "--no-loo", "-q", "--tune", str(SMALL["tune"])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ScalingfitWarning)
+        assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "verdict" in text and "held out" in text and "paper recipe" in text
+    content = json.loads((out / "check.json").read_text())
+    assert [h["train_size"] for g in content["groups"] for h in g["heldout"]] == [24000] * 2
+    assert content["loo"] is None
+    assert sorted(p.name for p in out.iterdir()) == ["check.json", "fit-free", "fit-heldout"]
+    # the refit reused the fit directory's settings
+    refit = FitResult.load(out / "fit-heldout")
+    assert refit.idata.posterior.sizes["draw"] == SMALL["draws"]
+    assert refit.settings["seed"] == SMALL["seed"]
+
+
+def test_check_cli_errors_are_one_line(small_check_dir, tmp_path, capsys):
+    assert main(["check", str(small_check_dir / "fit-free"), "--out", str(tmp_path),
+                 "--holdout", "12k"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--holdout" in err
+    bare = tmp_path / "bare"  # a fit directory from before fits kept their table
+    bare.mkdir()
+    FitResult.load(small_check_dir / "fit-free").idata.to_netcdf(str(bare / "posterior.nc"))
+    assert main(["check", str(bare), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "table.parquet" in err
+    assert main(["predict", str(tmp_path / "nowhere"), "--train-size", "10"]) == 2
+    assert "not a fit directory" in capsys.readouterr().err
+
+
+def test_saved_fit_keeps_its_table(small_check_dir):
+    """The saved fit keeps the table it fitted, so check can refit from a FIT_DIR."""
+    free = FitResult.load(small_check_dir / "fit-free")
+    table = small_table()
+    assert len(free.fitted_table) == len(table)
+    assert set(free.fitted_table["run_id"]) == set(table["run_id"])

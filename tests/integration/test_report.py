@@ -1,0 +1,145 @@
+"""`scalingfit report`: every figure, labelled log axes where the quantities are power laws,
+and one self-contained HTML page (no external resource) with its Markdown twin."""
+
+import json
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from scalingfit.cli import main
+from scalingfit.report import FIGURES, make_figures, render
+from scalingfit.result import FitResult
+
+pytestmark = pytest.mark.slow
+
+POWER_LAW_FIGURES = ("curves", "collapse", "optimal_norm", "best_error")
+
+
+@pytest.fixture(scope="module")
+def free(small_check_dir):
+    return FitResult.load(small_check_dir / "fit-free")
+
+
+@pytest.fixture(scope="module")
+def check(small_check_dir):
+    return json.loads((small_check_dir / "check.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def figures(free, check):
+    return make_figures(free, check)
+
+
+def visible_axes(figure):
+    return [ax for ax in figure.axes if ax.get_visible()]
+
+
+def test_every_figure_is_made(figures):
+    assert list(figures) == list(FIGURES) == ["curves", "collapse", "optimal_norm",
+                                              "best_error", "exponents", "diagnostics", "ppc"]
+
+
+@pytest.mark.parametrize("name", POWER_LAW_FIGURES)
+def test_power_law_figures_have_labelled_log_axes(figures, name):
+    axes = visible_axes(figures[name][0])
+    assert len(axes) == 2  # one panel per group
+    for ax in axes:
+        assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+        assert ax.get_xlabel().strip() and ax.get_ylabel().strip()
+        assert ax.get_title()
+        # tick labels are drawn (the axes are readable, not bare)
+        figures[name][0].canvas.draw()
+        assert any(t.get_text() for t in ax.get_xticklabels())
+        assert any(t.get_text() for t in ax.get_yticklabels())
+
+
+def test_axis_labels_name_quantities_and_units(figures):
+    curves = visible_axes(figures["curves"][0])
+    assert "norm λ" in curves[0].get_xlabel() and "spectral complexity" in curves[0].get_xlabel()
+    assert "test error ε" in curves[0].get_ylabel()
+    assert "P (training-set size" in visible_axes(figures["best_error"][0])[0].get_xlabel()
+    assert "λ / λ*" in visible_axes(figures["collapse"][0])[0].get_xlabel()
+
+
+def test_other_figures_are_labelled(figures):
+    for name in ("exponents", "diagnostics", "ppc"):
+        for ax in visible_axes(figures[name][0]):
+            assert ax.get_xlabel().strip(), name
+    ppc = visible_axes(figures["ppc"][0])
+    assert all(ax.get_xscale() == "log" for ax in ppc)  # against P
+    diagnostics = visible_axes(figures["diagnostics"][0])
+    assert diagnostics[1].get_yscale() == "log"  # effective sample sizes span decades
+    exponents = visible_axes(figures["exponents"][0])
+    assert [ax.get_xlabel().split(" (")[0] for ax in exponents] == [
+        "γ1", "γ2", "γ1·γ2", "γ_conv", "Δ = γ_conv − γ1·γ2"]
+
+
+def test_huge_norms_are_plotted_without_overflow(figures):
+    """The MLP's norm is near 1e130: the axis shows it, finite, on a log scale."""
+    mlp = visible_axes(figures["curves"][0])[1]
+    assert mlp.get_title() == "mlp / fashion-mnist"
+    low, high = mlp.get_xlim()
+    assert 1e120 < low < high < 1e140
+
+
+def test_heldout_sizes_are_drawn(figures, check):
+    best = visible_axes(figures["best_error"][0])[0]
+    labels = [t.get_text() for t in best.get_legend().get_texts()]
+    assert any("held out" in label for label in labels)
+
+
+def test_report_is_one_self_contained_page(free, check, tmp_path):
+    paths = render(free, tmp_path, check=check)
+    page = (tmp_path / "report.html").read_text()
+    assert paths[:2] == [tmp_path / "report.html", tmp_path / "report.md"]
+    for name in FIGURES:
+        assert f'<figure id="{name}"><img alt="{name}" src="data:image/png;base64,' in page
+        assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert ET.parse(tmp_path / f"{name}.svg").getroot().tag.endswith("svg")
+    # nothing is fetched: every src/href is an inline data: URI; no scripts, no url()
+    references = re.findall(r'(?:src|href)\s*=\s*"?([^"\s>]*)', page)
+    assert references and all(r.startswith("data:") for r in references)
+    assert not re.search(r"https?://|<script|url\(|@import", page, re.IGNORECASE)
+    for verdict in (g["verdict"] for g in check["groups"]):
+        assert f'class="{verdict}"' in page
+    markdown = (tmp_path / "report.md").read_text()
+    assert all(f"![{name}]({name}.png)" in markdown for name in FIGURES)
+    assert "Paper recipe" in markdown and "held-out" in markdown
+
+
+def test_report_of_a_combined_law_fit_without_check(small_check_dir, tmp_path, capsys):
+    code = main(["report", str(small_check_dir / "fit-combined"), "--out", str(tmp_path)])
+    assert code == 0
+    assert "report.html" in capsys.readouterr().out
+    page = (tmp_path / "report.html").read_text()
+    assert "γ_conv is tied to γ1·γ2" in page and "Check:" not in page
+
+
+def test_report_cli_with_check(small_check_dir, tmp_path):
+    assert main(["report", str(small_check_dir / "fit-free"), "--out", str(tmp_path),
+                 "--check", str(small_check_dir)]) == 0
+    assert "Check: held-out sizes" in (tmp_path / "report.html").read_text()
+
+
+def test_report_opens_in_headless_chromium(free, check, tmp_path):
+    """No console message while loading, and a screenshot is written (skips without it)."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    render(free, tmp_path, check=check)
+    profile = tmp_path / "profile"
+    shot = tmp_path / "shot.png"
+    run = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+         "--window-size=1280,3000", f"--screenshot={shot}",
+         (tmp_path / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    console = [line for line in run.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == []
+    assert shot.stat().st_size > 50_000  # a rendered page, not a blank one
