@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ from .rc import rc
 from .summaries import GroupCurves, summarise_group
 from .table import log_norm, norm_names, validate
 
-__all__ = ["fit", "choose_norm", "prepare"]
+__all__ = ["fit", "choose_norm", "prepare", "Group"]
 
 #: Norms chosen by default, in this order, when the table has several.
 NORM_PREFERENCE = ("spectral_complexity", "spectral_product", "group21", "frobenius", "l1",
@@ -44,11 +45,25 @@ def _where(table, rows):
     return str(source), rows[0]
 
 
-def prepare(table: pd.DataFrame, *, norm: str, group_by, n_test=None):
-    """Split the table into groups in fitting units; check each group can be fitted.
+@dataclass
+class Group:
+    """One group's rows in fitting units: ``x = (log λ − x_center)/x_scale``."""
 
-    Returns a list of ``(group label, GroupCurves, per-run DataFrame, x_center, x_scale)``
-    and a list of warnings.
+    label: tuple
+    curves: GroupCurves
+    runs: pd.DataFrame     # one row per run (index run_id, sorted): train_size
+    x_center: float
+    x_scale: float
+
+    @property
+    def name(self) -> str:
+        return "/".join(map(str, self.label))
+
+
+def prepare(table: pd.DataFrame, *, norm: str, group_by, n_test=None):
+    """Split the table into :class:`Group` s in fitting units; check each can be fitted.
+
+    Returns the groups and a list of warnings.
     """
     notes = []
     x_all = log_norm(table, norm)
@@ -69,28 +84,29 @@ def prepare(table: pd.DataFrame, *, norm: str, group_by, n_test=None):
     groups = []
     for label, rows in table.groupby(list(group_by), sort=True):
         label = label if isinstance(label, tuple) else (label,)
+        name = "/".join(map(str, label))
         sizes = rows["train_size"].unique()
         if len(sizes) < 2:
             source, row = _where(rows, rows.index)
             raise DataError(
-                f"group {'/'.join(map(str, label))} has a single train_size (P={sizes[0]}, "
+                f"group {name} has a single train_size (P={sizes[0]}, "
                 f"{rows['run_id'].nunique()} runs): law 2 needs runs at two or more P.",
                 source=source, row=row, column="train_size",
                 fix="add runs at other training-set sizes, or group differently (--group-by).")
         counts = rows.groupby("run_id").size()
         short = counts[counts < MIN_POINTS]
         if len(short):
-            notes.append(f"group {'/'.join(map(str, label))}: {len(short)} runs with fewer "
+            notes.append(f"group {name}: {len(short)} runs with fewer "
                          f"than {MIN_POINTS} logged steps left out ({', '.join(short.index[:5])}"
                          f"{', ...' if len(short) > 5 else ''}).")
             rows = rows[~rows["run_id"].isin(short.index)]
         if rows["train_size"].nunique() < 2:
-            raise DataError(f"group {'/'.join(map(str, label))}: after leaving out short runs, "
+            raise DataError(f"group {name}: after leaving out short runs, "
                             "a single train_size remains.", column="train_size",
                             fix="log more steps per run.")
         runs = rows.groupby("run_id", sort=True).agg(train_size=("train_size", "first"))
         if runs.groupby("train_size").size().max() == 1:
-            notes.append(f"group {'/'.join(map(str, label))} has one run per P (seed-averaged "
+            notes.append(f"group {name} has one run per P (seed-averaged "
                          "curves?): run-to-run variation cannot be told apart from departures "
                          "from the power laws, so the intervals rest on the scatter about "
                          "the laws alone.")
@@ -98,7 +114,7 @@ def prepare(table: pd.DataFrame, *, norm: str, group_by, n_test=None):
         x = rows["_x"].to_numpy(float)
         center, scale = float(x.mean()), float(x.std())
         if not scale > 0:
-            raise DataError(f"group {'/'.join(map(str, label))}: the norm '{norm}' never "
+            raise DataError(f"group {name}: the norm '{norm}' never "
                             "changes.", column=f"norm_{norm}", fix="check the norm column.")
         run_index = pd.Categorical(rows["run_id"], categories=runs.index).codes
         n = rows["n_test"].to_numpy(float) if "n_test" in rows else None
@@ -112,14 +128,15 @@ def prepare(table: pd.DataFrame, *, norm: str, group_by, n_test=None):
             floor = 0.5 * errors[errors > 0].min() if (errors > 0).any() else 1e-6
             y = np.log(np.maximum(errors, floor))
         curves = GroupCurves((x - center) / scale, y, run_index.astype(int), n, len(runs))
-        groups.append((label, curves, runs, center, scale))
+        groups.append(Group(label, curves, runs, center, scale))
     return groups, notes
 
 
 def fit(table: pd.DataFrame, *, norm: str | None = None, group_by=("architecture", "dataset"),
         n_test: int | None = None, at_end: str = "bound", tie_convergence: bool = False,
-        method: str = "two-stage", sampler: str | None = None, draws: int | None = None, tune: int | None = None,
-        chains: int | None = None, seed: int | None = None, progress: bool = True):
+        method: str = "two-stage", sampler: str | None = None, draws: int | None = None,
+        tune: int | None = None, chains: int | None = None, seed: int | None = None,
+        progress: bool = True):
     """Fit both dynamical laws, hierarchically across groups.
 
     Parameters
@@ -165,9 +182,8 @@ def fit(table: pd.DataFrame, *, norm: str | None = None, group_by=("architecture
     for note in notes:
         warnings.warn(note, ScalingfitWarning, stacklevel=2)
 
-    summaries = []
-    for label, curves, runs, center, scale in _progress(groups, progress, "fitting run curves"):
-        summaries.append(summarise_group(curves))
+    summaries = [summarise_group(group.curves)
+                 for group in _progress(groups, progress, "fitting run curves")]
     timings["stage1_s"] = time.perf_counter() - start
 
     data = _summary_data(groups, summaries)
@@ -178,10 +194,10 @@ def fit(table: pd.DataFrame, *, norm: str | None = None, group_by=("architecture
             f"logged step; their optimum is treated as "
             f"{'a lower bound on λ*' if at_end == 'bound' else 'the last point'} "
             f"(at_end={at_end!r}).", ScalingfitWarning, stacklevel=2)
-    for g, label in enumerate(data.groups):
+    for g, group in enumerate(groups):
         share = data.censored[data.group == g].mean()
         if at_end == "bound" and share > 0.5:
-            warnings.warn(f"group {'/'.join(map(str, label))}: {share:.0%} of runs end before "
+            warnings.warn(f"group {group.name}: {share:.0%} of runs end before "
                           "their optimum, so γ2 and γ_conv are weakly identified; train longer, "
                           "or use at_end='optimum' (the paper's convention).", ScalingfitWarning,
                           stacklevel=2)
@@ -231,7 +247,8 @@ def _summary_data(groups, summaries):
                              "censored", "x_last", "y_last", "y_last_sd")}
     x_scale, x_center, ell_center, seeded = [], [], [], []
     level_offset = 0
-    for g, ((label, curves, runs, center, scale), s) in enumerate(zip(groups, summaries)):
+    for g, (group, s) in enumerate(zip(groups, summaries)):
+        runs = group.runs
         ell = np.log(runs["train_size"].to_numpy(float))
         levels = pd.factorize(runs["train_size"], sort=True)[0]
         parts["run_ids"].append(runs.index.to_numpy(str))
@@ -243,11 +260,11 @@ def _summary_data(groups, summaries):
         for key in ("cov", "censored", "x_last", "y_last", "y_last_sd"):
             parts[key].append(getattr(s, key))
         level_offset += levels.max() + 1
-        x_scale.append(scale)
-        x_center.append(center)
+        x_scale.append(group.x_scale)
+        x_center.append(group.x_center)
         ell_center.append(ell.mean())
         seeded.append(np.bincount(levels).max() > 1)
     arrays = {k: np.concatenate(v) for k, v in parts.items()}
-    return SummaryData(groups=[label for label, *_ in groups], x_scale=np.array(x_scale),
+    return SummaryData(groups=[group.label for group in groups], x_scale=np.array(x_scale),
                        x_center=np.array(x_center), ell_center=np.array(ell_center),
                        seeded_levels=np.array(seeded), **arrays)

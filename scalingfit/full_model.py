@@ -34,13 +34,13 @@ def build_full_model(data: SummaryData, groups, summaries, *,
     """The point-level model; ``groups``/``summaries`` are stage 1's inputs and outputs
     (used for the rows, and to start the sampler and scale the shape priors)."""
     start = _least_squares(data)
-    n_groups = len(data.groups)
     floor = 1e-3 * np.abs(start["gamma1"]).max()
     g1_hat, g2_hat = (np.maximum(np.abs(start[k]), floor) for k in ("gamma1", "gamma2"))
     gamma_scale = float(np.median(np.abs(data.z[:, 0])))
     x, y, run, variance_binomial = [], [], [], []
     offset = 0
-    for (_label, curves, *_), s in zip(groups, summaries):
+    for group, s in zip(groups, summaries):
+        curves = group.curves
         x.append(curves.x)
         y.append(curves.y)
         run.append(curves.run + offset)

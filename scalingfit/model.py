@@ -1,17 +1,18 @@
-"""Stage 2: the hierarchical model of both laws, on the per-run summaries of stage 1.
+r"""Stage 2: the hierarchical model of both laws, on the per-run summaries of stage 1.
 
 Per run ``r`` of group ``g``, stage 1 measured ``z_r = (γ̂_r, x̂*_r, ŷ*_r)`` with covariance
-``Σ_r`` (standardised log norm ``x``, log error ``y``). The model explains them as
+``Σ_r`` (standardised log norm ``x``, log error ``y``) and loadings ``B_r`` on the group's
+shape error ``u_g``. The model explains them as
 
 .. math::
 
-    γ_r   &= γ_{1,g}                                             + τ_g\\,e_{1r} \\\\
-    x^*_r &= κ_g + γ_{2,g}\\,\\ell_r + ω^x_g\\,δ^x_{g,p(r)}         + σ^x_g\\,e_{2r} \\\\
-    y^*_r &= ν_g − γ_{conv,g}\\,\\ell_r + ω^y_g\\,δ^y_{g,p(r)}      + σ^y_g\\,e_{3r} \\\\
-    z_r   &\\sim \\mathcal N\\big((γ_r, x^*_r, y^*_r),\\ Σ_r\\big)
+    γ_r   &= γ_{1,g}                                             + τ_g\,e_{1r} \\
+    x^*_r &= κ_g + γ_{2,g}\,\ell_r + ω^x_g\,δ^x_{g,p(r)}         + σ^x_g\,e_{2r} \\
+    y^*_r &= ν_g − γ_{conv,g}\,\ell_r + ω^y_g\,δ^y_{g,p(r)}      + σ^y_g\,e_{3r} \\
+    z_r   &\sim \mathcal N\big((γ_r, x^*_r, y^*_r) + B_r u_g,\ Σ_r\big)
 
-with ``ℓ_r = log P_r − mean`` and all ``e, δ ~ N(0, 1)``; the run effects ``e`` are
-integrated out analytically (``z_r ~ N(mean_r, Σ_r + diag(τ², σx², σy²))``).
+with ``ℓ_r = log P_r − mean`` and ``e, δ, u ~ N(0, 1)``; the run effects ``e`` and the P-level
+effects ``δ`` are integrated out analytically, ``u`` is sampled.
 
 Why each piece:
 
@@ -23,10 +24,12 @@ Why each piece:
   eight values of P carry the information on γ2 and γ_conv, not 48 runs. Dropped, with a
   warning, in a group with one run per P (seed-averaged curves), where it cannot be told
   apart from the run level.
-- **Across groups**: ``log γ1`` and ``log γ2`` are partially pooled (normal with a fitted
-  spread; the exponents of these laws are positive, and the log makes the pooling
-  indifferent to the norm's power, λ → λ^c). ``γ_conv`` is pooled on its own scale. With
-  few groups the spreads are weakly identified, which only widens intervals.
+- **Shape error** (``B u``): stage 1 estimates the plateau and the departure's shape once
+  per group; an error there shifts every run's summaries together, which many runs do not
+  average away.
+- **Across groups**: ``log γ1`` and ``log γ2`` are partially pooled (the exponents of these
+  laws are positive, and the log makes the pooling indifferent to the norm's power,
+  λ → λ^c); ``γ_conv`` is pooled on its own scale. See :func:`_pooled`.
 - **Units**: exponents are sampled in the units of the table (raw log norm) and converted
   to standardised units for the likelihood, so priors and pooling mean the same for a
   norm near 1 and a norm near 1e130.
@@ -37,12 +40,13 @@ Why each piece:
 - **Combined law**: with ``tie_convergence=True`` the y* law's slope is ``γ1·γ2`` itself —
   the model in which the two dynamical laws predict the end-of-training law.
 
-Priors are weak and data-scaled (centred on the least-squares values of the summaries, so
-they mean the same whatever the units): ``log γ1, log γ2 ~ N(log γ̂, 1.5)`` at the
-population level, spreads ``HalfNormal(1)`` on the log scale; ``γ_conv ~ N(γ̂, 1)``,
-spread ``HalfNormal(0.5)``; intercepts ``N(least squares, 2)``; run-level sds
-``HalfNormal`` at half the typical value (0.5 × median γ̂ for τ, 0.5 for σx, σy); P-level sds
-``HalfNormal(0.25)``.
+Priors are weak and data-scaled (centred on least-squares values of the summaries, so they
+mean the same whatever the units): population means ``N(mean of the groups' estimates,
+1.5)`` for ``log γ1, log γ2`` and ``N(·, 1)`` for ``γ_conv`` (integrated out); spreads
+log-normal with medians 0.5 (log scale) and 0.25; intercepts ``N(least squares, 2)``;
+run-level sds ``HalfNormal`` at 0.5 × the median ``γ̂`` for ``τ`` and 0.5 for ``σx, σy``
+(standardised units); P-level sds ``HalfNormal`` at twice the within-P scatter of the
+summaries (:func:`_within_level_sd`); shape errors ``N(0, 1)``.
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ PARAMS = ("gamma1", "gamma2", "gamma_pred", "gamma_conv")
 
 @dataclass
 class SummaryData:
-    """Stage-1 summaries of every run, with the group structure; see :mod:`scalingfit.fit`."""
+    """Stage-1 summaries of every run, with the group structure (see :mod:`scalingfit.fitting`)."""
 
     groups: list            # group labels (tuples of the group-by values)
     run_ids: np.ndarray
@@ -89,23 +93,18 @@ class SummaryData:
 
 
 def _least_squares(data: SummaryData):
-    """Per-group starting values, prior centres and rough standard errors, from plain
-    regressions on the summaries (raw units)."""
+    """Per-group starting values and prior centres, from plain regressions on the
+    summaries (exponents in raw units, intercepts in standardised ones)."""
     n_groups = len(data.groups)
-    out = {k: np.empty(n_groups) for k in ("gamma1", "gamma2", "gamma_conv", "kappa", "nu",
-                                           "se_gamma1", "se_gamma2", "se_gamma_conv")}
+    out = {k: np.empty(n_groups) for k in ("gamma1", "gamma2", "gamma_conv", "kappa", "nu")}
     for g in range(n_groups):
         mine = data.group == g
         ell, z, scale = data.ell[mine], data.z[mine], data.x_scale[g]
         out["gamma1"][g] = np.median(z[:, 0]) / scale
-        out["se_gamma1"][g] = z[:, 0].std() / scale / np.sqrt(mine.sum())
-        for column, slope, intercept, sign, factor in ((1, "gamma2", "kappa", 1, scale),
-                                                        (2, "gamma_conv", "nu", -1, 1.0)):
-            (b, a), cov = np.polyfit(ell, z[:, column], 1, cov="unscaled")
-            resid = z[:, column] - (a + b * ell)
-            sd = np.sqrt(max(resid @ resid / max(len(ell) - 2, 1), 1e-12) * cov[0, 0])
-            out[slope][g], out[intercept][g] = sign * b * factor, a
-            out[f"se_{slope}"][g] = sd * factor
+        slope, out["kappa"][g] = np.polyfit(ell, z[:, 1], 1)
+        out["gamma2"][g] = slope * scale
+        slope, out["nu"][g] = np.polyfit(ell, z[:, 2], 1)
+        out["gamma_conv"][g] = -slope
     return out
 
 
@@ -145,9 +144,21 @@ def _pooled(name, estimates, *, prior_sd, spread_sd):
     if n == 1:
         return pm.Normal(name, estimates, prior_sd, dims="group", initval=estimates)
     tau = pm.LogNormal(f"tau_{name}", np.log(spread_sd), 0.75)
-    cov = tau**2 * pt.eye(n) + prior_sd**2 * pt.ones((n, n))
-    return pm.MvNormal(name, mu=np.full(n, estimates.mean()), cov=cov, dims="group",
-                       initval=estimates)
+    values = pm.Flat(name, dims="group", initval=estimates)
+    pm.Potential(f"{name}_pooling",
+                 _compound_normal_logp(values - estimates.mean(), tau**2, prior_sd**2))
+    return values
+
+
+def _compound_normal_logp(d, a, b):
+    """log N(d; 0, a·I + b·J) in closed form (Sherman–Morrison), for n = len(d) groups.
+
+    PyTensor's Cholesky runs in Python; this is a handful of vector operations.
+    """
+    n = d.shape[0]
+    total = a + n * b
+    quad = ((d**2).sum() - b * d.sum() ** 2 / total) / a
+    return -0.5 * (quad + (n - 1) * pt.log(a) + pt.log(total) + n * np.log(2 * np.pi))
 
 
 def build_model(data: SummaryData, *, at_end: str = "bound",

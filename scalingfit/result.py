@@ -77,9 +77,9 @@ class FitResult:
         labels = list(idata.posterior.coords["group"].values)
         runs = list(data.run_ids)
         group_info = []
-        for (label, _curves, run_table, *_), _s in zip(groups, summaries):
-            rows = table[table["run_id"].isin(run_table.index)]
-            info = {key: value for key, value in zip(settings["group_by"], label)}
+        for group in groups:
+            rows = table[table["run_id"].isin(group.runs.index)]
+            info = dict(zip(settings["group_by"], group.label))
             for key in ("architecture", "dataset"):
                 info.setdefault(key, "+".join(map(str, sorted(rows[key].unique()))))
             group_info.append(info)
@@ -112,8 +112,9 @@ class FitResult:
         )
         row_x, row_y, row_run, row_fit = [], [], [], []
         offset = 0
-        for (label, curves, run_table, center, scale), s in zip(groups, summaries):
-            row_x.append(curves.x * scale + center)
+        for group, s in zip(groups, summaries):
+            curves = group.curves
+            row_x.append(curves.x * group.x_scale + group.x_center)
             row_y.append(np.exp(curves.y))
             row_run.append(curves.run + offset)
             row_fit.append(s.fitted)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 import arviz as az
 import numpy as np
@@ -51,7 +52,8 @@ def sample(model: pm.Model, *, sampler=None, draws=None, tune=None, chains=None,
     if sampler == "nutpie":
         import nutpie
 
-        compiled = nutpie.compile_pymc_model(model, initial_points=initvals)
+        with _status(progress, "compiling the model for nutpie (numba; about 10-30 s)"):
+            compiled = nutpie.compile_pymc_model(model, initial_points=initvals)
         idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores,
                               seed=seed, progress_bar=progress, target_accept=target_accept,
                               save_warmup=False)
@@ -61,6 +63,18 @@ def sample(model: pm.Model, *, sampler=None, draws=None, tune=None, chains=None,
                               random_seed=seed, progressbar=progress, initvals=initvals,
                               target_accept=target_accept, compute_convergence_checks=False)
     return idata
+
+
+@contextmanager
+def _status(show: bool, message: str):
+    """A spinner on stderr while something without its own progress bar runs."""
+    if not show:
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(message):
+        yield
 
 
 def diagnostics(idata, var_names=None) -> dict:

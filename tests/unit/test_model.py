@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytensor.tensor as pt
 import pytest
 from scipy.stats import multivariate_normal
 
@@ -71,7 +72,7 @@ def test_the_model_evaluates_the_same_likelihood():
     model = build_model(data)
     names = ("gamma1", "gamma2", "gamma_conv", "kappa", "nu", "tau_gamma", "sigma_x",
              "sigma_y", "omega_x", "omega_y", "shape_error")
-    outputs = model.replace_rvs_by_values([model.potentials[0]] + [model[k] for k in names])
+    outputs = model.replace_rvs_by_values([model["summaries_loglik"]] + [model[k] for k in names])
     potential, *values = model.compile_fn(outputs, inputs=model.value_vars,
                                           on_unused_input="ignore")(model.initial_point())
     p = dict(zip(names, values))
@@ -94,3 +95,11 @@ def test_tying_the_convergence_exponent_removes_it_from_the_free_parameters():
     tied = {v.name for v in build_model(data, tie_convergence=True).free_RVs}
     assert "gamma_conv" in free | {n.removeprefix("offset_") for n in free}
     assert not any("gamma_conv" in name for name in tied)
+
+
+def test_pooling_prior_is_the_compound_symmetric_normal():
+    from scalingfit.model import _compound_normal_logp
+
+    d, a, b = np.array([0.3, -0.1, 0.25, 0.05]), 0.2**2, 1.5**2
+    expected = multivariate_normal(np.zeros(4), a * np.eye(4) + b * np.ones((4, 4))).logpdf(d)
+    assert float(_compound_normal_logp(pt.as_tensor(d), a, b).eval()) == pytest.approx(expected)

@@ -14,9 +14,9 @@ GROUP = SimGroup("cnn", "mnist", gamma1=1.4, gamma2=0.5, log_k2=-1.0, eps_star_r
 
 
 def summarise(table):
-    (label, curves, runs, center, scale), = prepare(validate(table), norm="spectral_complexity",
-                                                    group_by=("architecture", "dataset"))[0]
-    return summarise_group(curves), runs, center, scale
+    (group,), _ = prepare(validate(table), norm="spectral_complexity",
+                          group_by=("architecture", "dataset"))
+    return summarise_group(group.curves), group.runs, group.x_center, group.x_scale
 
 
 def test_noiseless_curves_give_back_their_optima_and_slopes():
