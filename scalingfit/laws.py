@@ -25,32 +25,31 @@ plateau caps it from above with a soft minimum of sharpness ``h``:
 
 The laws across runs
 --------------------
-- law 1: ``ε ≈ A·λ^(−γ1)`` along training — the slope ``γ`` of each run's curve;
+These act on the curve parameters of the runs (:mod:`scalingfit.model` states them with
+their noise and priors):
+
+- law 1: ``ε ≈ A·λ^(−γ1)`` along training — the slope ``γ`` of each run's curve, whose
+  mean over a group's runs is ``γ1``;
 - law 2: ``log λ* = log k2 + γ2·log P``;
 - combination: ``log ε* = const − γ1·γ2·log P``; beside it a free convergence exponent,
-  ``log ε* = const − γ_conv·log P``.
+  ``log ε* = const − γ_conv·log P``. A gap ``Δ = γ_conv − γ1·γ2`` means the optima do not
+  lie on one envelope shared by all P.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = [
-    "learning_curve",
-    "envelope_offset",
-    "power_law",
-    "ErrorNormLaw",
-    "OptimalNormLaw",
-    "ConvergenceLaw",
-]
+__all__ = ["learning_curve", "envelope_offset"]
 
 
 def _softplus(z, xp):
     return xp.logaddexp(0.0, z)
 
 
-def learning_curve(x, x_star, y_star, gamma, beta, sharpness, log_chance=None,
-                   plateau_sharpness=None, *, xp=np):
+def learning_curve(
+    x, x_star, y_star, gamma, beta, sharpness, log_chance=None, plateau_sharpness=None, *, xp=np
+):
     """Log test error along a run: a smoothly broken power law with a chance plateau.
 
     Parameters
@@ -75,8 +74,11 @@ def learning_curve(x, x_star, y_star, gamma, beta, sharpness, log_chance=None,
     """
     ratio = (gamma + beta) / beta
     x_break = x_star - xp.log(gamma / beta) / sharpness
-    f = (y_star - gamma * (x - x_star)
-         + (gamma + beta) / sharpness * (_softplus(sharpness * (x - x_break), xp) - xp.log(ratio)))
+    f = (
+        y_star
+        - gamma * (x - x_star)
+        + (gamma + beta) / sharpness * (_softplus(sharpness * (x - x_break), xp) - xp.log(ratio))
+    )
     if log_chance is None:
         return f
     h = plateau_sharpness
@@ -90,54 +92,3 @@ def envelope_offset(gamma, beta, sharpness, *, xp=np):
     constant that makes ``ε* = A·e^offset·λ*^(−γ)``.
     """
     return (gamma + beta) / sharpness * xp.log((gamma + beta) / beta)
-
-
-def power_law(ell, intercept, exponent, ell_ref=0.0):
-    """``intercept + exponent·(ell − ell_ref)``: a power law in logs."""
-    return intercept + exponent * (np.asarray(ell) - ell_ref)
-
-
-class ErrorNormLaw:
-    """Law 1, along training: :math:`ε(λ) ≈ A λ^{-γ_1}` until the run's optimum.
-
-    Parameters: ``gamma1`` (> 0). In the model it is the mean, over the runs of a group, of
-    each run's envelope slope ``γ``; runs scatter about it with sd ``tau_gamma``.
-    Default prior (log scale, data-scaled): ``log γ1 ~ Normal(log γ̂, 1.5)`` with ``γ̂`` the
-    median of the per-run slopes — weak: a factor 4.5 per standard deviation.
-    """
-
-    parameters = ("gamma1",)
-
-    @staticmethod
-    def __call__(x, log_A, gamma1):
-        return log_A - gamma1 * np.asarray(x)
-
-
-class OptimalNormLaw:
-    """Law 2: :math:`λ^*(P) = k_2 P^{γ_2}`, i.e. ``x* = log k2 + γ2·log P``.
-
-    λ* is where test error is lowest along a run. Parameters: ``log_k2``, ``gamma2``.
-    Default prior like law 1's, on ``log γ2``, centred on the least-squares slope.
-    """
-
-    parameters = ("log_k2", "gamma2")
-
-    @staticmethod
-    def __call__(ell, log_k2, gamma2):
-        return power_law(ell, log_k2, gamma2)
-
-
-class ConvergenceLaw:
-    """End-of-training law: :math:`ε^*(P) ∝ P^{-γ}`, ``y* = c − γ·log P``.
-
-    With ``γ = γ1·γ2`` it is the combination of laws 1 and 2 (``gamma_pred``); fitted with a
-    free ``γ`` it is ``gamma_conv``. Their difference tests the combination. Default prior:
-    ``γ_conv ~ Normal(γ̂, 1)`` around the least-squares slope (a real-valued exponent: the
-    data may say that error does not fall with P).
-    """
-
-    parameters = ("log_c", "gamma_conv")
-
-    @staticmethod
-    def __call__(ell, log_c, gamma_conv):
-        return power_law(ell, log_c, -gamma_conv)

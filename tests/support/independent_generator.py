@@ -77,7 +77,8 @@ def _h(u, g1, shape, w0, b0, d0):
     if shape == "smooth":
         w = w0 / g1
         u0 = w * np.log(g1 / beta)
-        F = lambda v: g1 * w * _softplus(-v / w) + beta * w * _softplus(v / w)
+        def F(v):
+            return g1 * w * _softplus(-v / w) + beta * w * _softplus(v / w)
         return F(u + u0) - F(u0), float(-g1 * u0 - F(u0))
     if shape == "kink":
         d = d0 / g1
