@@ -43,7 +43,8 @@ def main():
             result = sf.fit(table, seed=args.seed, progress=False)
         elapsed = time.perf_counter() - start
         for w in caught:
-            print(f"  {path.name}: warning: {w.message}")
+            if issubclass(w.category, ScalingfitWarning):
+                print(f"  {path.name}: warning: {w.message}")
         params = result.summary()["groups"][0]["params"]
         rows.append((path.stem, [interval(params[name]) for name in PARAMS]))
         print(f"{path.name}: {elapsed:.0f} s, {result.diagnostics_line()}", flush=True)

@@ -190,8 +190,9 @@ def fit(table: pd.DataFrame, *, norm: str | None = None, group_by=("architecture
     censored = int(data.censored.sum())
     if censored:
         warnings.warn(
-            f"{censored} of {len(data.run_ids)} runs reach their lowest error at their last "
-            f"logged step; their optimum is treated as "
+            f"{censored} of {len(data.run_ids)} runs have their fitted optimum at or beyond "
+            f"their last logged point (still improving, or too flat to place a minimum "
+            f"before it); their optimum is treated as "
             f"{'a lower bound on λ*' if at_end == 'bound' else 'the last point'} "
             f"(at_end={at_end!r}).", ScalingfitWarning, stacklevel=2)
     for g, group in enumerate(groups):

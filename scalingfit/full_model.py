@@ -23,8 +23,8 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from .laws import learning_curve
-from .model import SummaryData, _least_squares, _pooled
+from .laws import learning_curve, uncapped_optimum
+from .model import SummaryData, _least_squares, exponents
 
 __all__ = ["build_full_model"]
 
@@ -34,8 +34,6 @@ def build_full_model(data: SummaryData, groups, summaries, *,
     """The point-level model; ``groups``/``summaries`` are stage 1's inputs and outputs
     (used for the rows, and to start the sampler and scale the shape priors)."""
     start = _least_squares(data)
-    floor = 1e-3 * np.abs(start["gamma1"]).max()
-    g1_hat, g2_hat = (np.maximum(np.abs(start[k]), floor) for k in ("gamma1", "gamma2"))
     gamma_scale = float(np.median(np.abs(data.z[:, 0])))
     x, y, run, variance_binomial = [], [], [], []
     offset = 0
@@ -58,15 +56,7 @@ def build_full_model(data: SummaryData, groups, summaries, *,
     coords = {"group": [" / ".join(map(str, label)) for label in data.groups],
               "run": list(data.run_ids), "level": np.arange(data.level.max() + 1)}
     with pm.Model(coords=coords) as model:
-        log_g1 = _pooled("log_gamma1", np.log(g1_hat), prior_sd=1.5, spread_sd=0.5)
-        log_g2 = _pooled("log_gamma2", np.log(g2_hat), prior_sd=1.5, spread_sd=0.5)
-        gamma1 = pm.Deterministic("gamma1", pt.exp(log_g1), dims="group")
-        gamma2 = pm.Deterministic("gamma2", pt.exp(log_g2), dims="group")
-        gamma_pred = pm.Deterministic("gamma_pred", gamma1 * gamma2, dims="group")
-        gamma_conv = (pm.Deterministic("gamma_conv", gamma_pred, dims="group")
-                      if tie_convergence else
-                      _pooled("gamma_conv", start["gamma_conv"], prior_sd=1.0,
-                              spread_sd=0.25))
+        gamma1, gamma2, gamma_conv = exponents(start, tie_convergence)
         kappa = pm.Normal("kappa", start["kappa"], 2.0, dims="group", initval=start["kappa"])
         nu = pm.Normal("nu", start["nu"], 2.0, dims="group", initval=start["nu"])
         tau = pm.HalfNormal("tau_gamma", 0.5 * gamma_scale, dims="group")
@@ -95,7 +85,9 @@ def build_full_model(data: SummaryData, groups, summaries, *,
         sigma0 = pm.HalfNormal("sigma0", 2 * shape["sigma0"] + 0.02, dims="group")
 
         rg = g[run]
-        curve = learning_curve(x, x_star[run], y_star[run], pt.maximum(gamma_run[run], 1e-6),
+        # the laws act on each run's best error; the curve is drawn from its uncapped minimum
+        y_min = uncapped_optimum(y_star[run], log_chance[rg], plateau[rg], xp=pt)
+        curve = learning_curve(x, x_star[run], y_min, pt.maximum(gamma_run[run], 1e-6),
                                pt.exp(log_beta[run]), sharpness[rg], log_chance[rg],
                                plateau[rg], xp=pt)
         pm.Normal("log_error", curve, pt.sqrt(variance_binomial + sigma0[rg] ** 2),

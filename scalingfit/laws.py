@@ -23,6 +23,12 @@ plateau caps it from above with a soft minimum of sharpness ``h``:
 
 .. math:: \\log ε(x) = -\\tfrac{1}{h}\\log\\big(e^{-h \\log c} + e^{-h f(x)}\\big).
 
+The cap is increasing in ``f``, so the capped curve has its minimum at the same ``x*``, but
+below ``y*`` by ``log(1 + e^{-h(log c - y*)})/h``: much when the optimum lies near chance
+(a perceptron at small α, a hard dataset) and a soft cap is fitted. The laws act on the
+run's *best error*, the capped minimum (:func:`capped_optimum`); :func:`uncapped_optimum`
+gives back the ``y*`` that draws it.
+
 The laws across runs
 --------------------
 These act on the curve parameters of the runs (:mod:`scalingfit.model` states them with
@@ -40,7 +46,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["learning_curve", "envelope_offset"]
+__all__ = ["learning_curve", "envelope_offset", "capped_optimum", "uncapped_optimum"]
 
 
 def _softplus(z, xp):
@@ -92,3 +98,20 @@ def envelope_offset(gamma, beta, sharpness, *, xp=np):
     constant that makes ``ε* = A·e^offset·λ*^(−γ)``.
     """
     return (gamma + beta) / sharpness * xp.log((gamma + beta) / beta)
+
+
+def capped_optimum(y_star, log_chance, plateau_sharpness, *, xp=np):
+    """The run's best log error: the curve's minimum ``y*`` under the chance plateau's cap."""
+    h = plateau_sharpness
+    return -xp.logaddexp(-h * log_chance, -h * y_star) / h
+
+
+def uncapped_optimum(y_best, log_chance, plateau_sharpness, *, xp=np, floor=1e-3):
+    """The ``y*`` whose capped minimum is ``y_best``: the inverse of :func:`capped_optimum`.
+
+    Defined for a best error below chance; within ``floor`` (in log error) of it, or above
+    it, it is evaluated at ``log_chance - floor`` so that samplers never see NaN.
+    """
+    h = plateau_sharpness
+    gap = xp.maximum(log_chance - y_best, floor)
+    return log_chance - gap - xp.log1p(-xp.exp(-h * gap)) / h

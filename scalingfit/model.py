@@ -161,6 +161,24 @@ def _compound_normal_logp(d, a, b):
     return -0.5 * (quad + (n - 1) * pt.log(a) + pt.log(total) + n * np.log(2 * np.pi))
 
 
+def exponents(start: dict, tie_convergence: bool):
+    """The exponents' priors, inside a model: γ1 and γ2 partially pooled across groups on
+    the log scale (they are positive; a factor 4.5 per prior sd around the least-squares
+    values), γ_conv on its own scale (the data may say error does not fall with P), or
+    tied to γ1·γ2. Returns (gamma1, gamma2, gamma_conv); γ_pred = γ1·γ2 is recorded."""
+    floor = 1e-3 * np.abs(start["gamma1"]).max()
+    g1_hat, g2_hat = (np.maximum(np.abs(start[k]), floor) for k in ("gamma1", "gamma2"))
+    log_g1 = _pooled("log_gamma1", np.log(g1_hat), prior_sd=1.5, spread_sd=0.5)
+    log_g2 = _pooled("log_gamma2", np.log(g2_hat), prior_sd=1.5, spread_sd=0.5)
+    gamma1 = pm.Deterministic("gamma1", pt.exp(log_g1), dims="group")
+    gamma2 = pm.Deterministic("gamma2", pt.exp(log_g2), dims="group")
+    gamma_pred = pm.Deterministic("gamma_pred", gamma1 * gamma2, dims="group")
+    if tie_convergence:
+        return gamma1, gamma2, pm.Deterministic("gamma_conv", gamma_pred, dims="group")
+    return gamma1, gamma2, _pooled("gamma_conv", start["gamma_conv"], prior_sd=1.0,
+                                   spread_sd=0.25)
+
+
 def build_model(data: SummaryData, *, at_end: str = "bound",
                 tie_convergence: bool = False) -> pm.Model:
     """The stage-2 PyMC model; see the module docstring for every choice."""
@@ -169,22 +187,10 @@ def build_model(data: SummaryData, *, at_end: str = "bound",
     start = _least_squares(data)
     n_groups = len(data.groups)
     coords = {"group": [" / ".join(map(str, g)) for g in data.groups]}
-    floor = 1e-3 * np.abs(start["gamma1"]).max()
-    g1_hat, g2_hat = (np.maximum(np.abs(start[k]), floor) for k in ("gamma1", "gamma2"))
     gamma_scale = float(np.median(np.abs(data.z[:, 0])))
 
     with pm.Model(coords=coords) as model:
-        # across groups: partial pooling of the exponents, γ1 and γ2 on the log scale
-        log_g1 = _pooled("log_gamma1", np.log(g1_hat), prior_sd=1.5, spread_sd=0.5)
-        log_g2 = _pooled("log_gamma2", np.log(g2_hat), prior_sd=1.5, spread_sd=0.5)
-        gamma1 = pm.Deterministic("gamma1", pt.exp(log_g1), dims="group")
-        gamma2 = pm.Deterministic("gamma2", pt.exp(log_g2), dims="group")
-        gamma_pred = pm.Deterministic("gamma_pred", gamma1 * gamma2, dims="group")
-        if tie_convergence:
-            gamma_conv = pm.Deterministic("gamma_conv", gamma_pred, dims="group")
-        else:
-            gamma_conv = _pooled("gamma_conv", start["gamma_conv"], prior_sd=1.0,
-                                 spread_sd=0.25)
+        gamma1, gamma2, gamma_conv = exponents(start, tie_convergence)
 
         # per group: intercepts (standardised units) and scatter at the run and P levels
         kappa = pm.Normal("kappa", start["kappa"], 2.0, dims="group", initval=start["kappa"])

@@ -29,7 +29,7 @@ import xarray as xr
 from .atomic import atomic_path
 from .model import PARAMS
 
-__all__ = ["FitResult", "stat_summary"]
+__all__ = ["FitResult", "exponent_text", "stat_summary"]
 
 
 def stat_summary(values) -> dict:
@@ -52,6 +52,11 @@ def _versions() -> dict:
 
                 versions[package] = __version__
     return versions
+
+
+def exponent_text(s: dict) -> str:
+    """``median [q05, q95]`` of an exponent, to three decimals (exponents are of order 1)."""
+    return f"{s['median']:.3f} [{s['q05']:.3f}, {s['q95']:.3f}]"
 
 
 class FitResult:
@@ -199,9 +204,7 @@ class FitResult:
         lines = [f"norm: {summary['norm']}", header, "-" * len(header)]
         for group in summary["groups"]:
             name = f"{group['architecture']} / {group['dataset']}"
-            cells = "".join(
-                f"{s['median']:>9.4g} [{s['q05']:.4g}, {s['q95']:.4g}]".rjust(24)
-                for s in group["params"].values())
+            cells = "".join(exponent_text(s).rjust(24) for s in group["params"].values())
             lines.append(f"{name:<28}{group['n_runs']:>5}{cells}")
         return "\n".join(lines)
 
@@ -215,8 +218,7 @@ class FitResult:
     def _repr_html_(self):
         rows = "".join(
             f"<tr><td>{g['architecture']} / {g['dataset']}</td><td>{g['n_runs']}</td>"
-            + "".join(f"<td>{s['median']:.4g} [{s['q05']:.4g}, {s['q95']:.4g}]</td>"
-                      for s in g["params"].values()) + "</tr>"
+            + "".join(f"<td>{exponent_text(s)}</td>" for s in g["params"].values()) + "</tr>"
             for g in self.summary()["groups"])
         head = "".join(f"<th>{p}</th>" for p in PARAMS)
         return (f"<p>FitResult, norm <code>{self.settings['norm']}</code>; "

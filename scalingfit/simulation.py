@@ -25,9 +25,11 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from .laws import learning_curve
+from .laws import learning_curve, uncapped_optimum
 
 __all__ = ["SimGroup", "simulate", "example_table", "EXAMPLE_GROUPS"]
+
+_PLATEAU_SHARPNESS = 10.0  # how sharply curves leave the chance plateau
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,9 @@ def simulate(groups=EXAMPLE_GROUPS, *, train_sizes=(6000, 9000, 12000, 18000, 24
                 growth = np.log1p(steps / 3.0) * np.exp(rng.normal(0, 0.02, len(steps)))
                 growth = np.maximum.accumulate(growth)
                 x = x_start + (x_end - x_start) * (growth - growth[0]) / (growth[-1] - growth[0])
-                log_eps = learning_curve(x, x_star, y_star, gamma, g.rise, g.sharpness,
-                                         log_chance, 10.0)
+                y_min = uncapped_optimum(y_star, log_chance, _PLATEAU_SHARPNESS)
+                log_eps = learning_curve(x, x_star, y_min, gamma, g.rise, g.sharpness,
+                                         log_chance, _PLATEAU_SHARPNESS)
                 eps = np.exp(log_eps)
                 observed = eps if n_test is None else rng.binomial(n_test, eps) / n_test
                 run_id = f"{g.architecture}-{g.dataset}-P{size}-s{s}"

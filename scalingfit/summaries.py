@@ -11,7 +11,9 @@ jointly by weighted least squares to :func:`scalingfit.laws.learning_curve`, wit
   stop soon after their optimum say little about their rise.
 
 No window is picked by hand: the plateau, the power law, the optimum and the rise are all
-parts of the curve. The result per run is ``(γ, x*, y*)`` with its 3×3 covariance, which
+parts of the curve. The result per run is ``(γ, x*, y*)`` — ``y*`` reported as the run's
+best log error, the fitted minimum under the plateau's cap
+(:func:`scalingfit.laws.capped_optimum`) — with its 3×3 covariance, which
 stage 2 (:mod:`scalingfit.model`) treats as a noisy measurement. Errors in the shared shape
 parameters move every run of the group together (a misjudged plateau tilts every slope the
 same way); they are not averaged away by having many runs, so they are returned apart, as
@@ -37,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize, sparse
 
-from .laws import learning_curve
+from .laws import capped_optimum, learning_curve
 
 __all__ = ["GroupCurves", "RunSummaries", "summarise_group"]
 
@@ -68,7 +70,7 @@ class RunSummaries:
 
     gamma: np.ndarray
     x_star: np.ndarray
-    y_star: np.ndarray
+    y_star: np.ndarray         # best log error: the curve's minimum, plateau included
     cov: np.ndarray            # (runs, 3, 3) covariance of (gamma, x_star, y_star), given
                                # the group's shared shape parameters
     shared_loading: np.ndarray  # (runs, 3, 4): how (gamma, x_star, y_star) move with a
@@ -218,29 +220,56 @@ def _summaries(params, solution, data, fitted, sigma0):
         coupling = information[mine, shared]
         schur -= coupling.T @ inverse @ coupling
         blocks.append((inverse, -inverse @ coupling))
-    shared_factor = np.linalg.cholesky(np.linalg.pinv(schur) + 1e-12 * np.eye(_SHARED))
+    shared_factor = _inverse_factor(schur)
 
     cov, loading = np.empty((n, 3, 3)), np.empty((n, 3, _SHARED))
     y_last, y_last_sd = np.empty(n), np.empty(n)
     x_first, x_last, n_points = np.empty(n), np.empty(n), np.empty(n, int)
-    order = [2, 0, 1]  # (x*, y*, log γ, log β) -> (γ, x*, y*), with d γ = γ d log γ
+    y_best = capped_optimum(theta[:, 1], log_c, np.exp(log_h))
     for r, (inverse, sensitivity) in enumerate(blocks):
         rows = np.flatnonzero(data.run == r)
         x_first[r], x_last[r], n_points[r] = data.x[rows[0]], data.x[rows[-1]], len(rows)
-        scale = np.array([np.exp(theta[r, 2]), 1.0, 1.0])
-        cov[r] = inverse[np.ix_(order, order)] * np.outer(scale, scale)
-        loading[r] = (sensitivity @ shared_factor)[order] * scale[:, None]
+        own, direct = _summary_jacobians(theta[r], y_best[r], log_c, log_h)
+        cov[r] = own @ inverse @ own.T
+        loading[r] = (own @ sensitivity + direct) @ shared_factor
         y_last[r] = fitted[rows[-1]]
         grad = _last_point_gradient(params, data, r, rows[-1])
         y_last_sd[r] = float(np.sqrt(max(grad @ inverse @ grad, 0.0)))
     censored = theta[:, 0] >= x_last - 1e-6
     return RunSummaries(
-        gamma=np.exp(theta[:, 2]), x_star=theta[:, 0].copy(), y_star=theta[:, 1].copy(),
+        gamma=np.exp(theta[:, 2]), x_star=theta[:, 0].copy(), y_star=y_best,
         cov=cov, shared_loading=loading, beta=np.exp(theta[:, 3]), censored=censored,
         x_first=x_first, x_last=x_last, y_last=y_last, y_last_sd=y_last_sd, n_points=n_points,
         sharpness=float(np.exp(log_s)), log_chance=float(log_c),
         plateau_sharpness=float(np.exp(log_h)), sigma0=float(sigma0), cost=float(solution.cost),
         fitted=fitted)
+
+
+def _summary_jacobians(theta, y_best, log_c, log_h):
+    """How a run's summaries (γ, x*, best log error) move with its own parameters
+    (x*, y*, log γ, log β) and with the shared ones (log s, log c, log h, mean log β)."""
+    h = np.exp(log_h)
+    weight = 1 / (1 + np.exp(h * (theta[1] - log_c)))  # d y_best / d y*
+    own = np.zeros((3, _PER_RUN))
+    own[0, 2] = np.exp(theta[2])  # d γ = γ d log γ
+    own[1, 0] = 1.0
+    own[2, 1] = weight
+    direct = np.zeros((3, _SHARED))
+    direct[2, 1] = 1 - weight
+    direct[2, 2] = -y_best + (1 - weight) * log_c + weight * theta[1]  # h · d y_best / d h
+    return own, direct
+
+
+def _inverse_factor(information, rcond=1e-8):
+    """``F`` with ``F·Fᵀ`` the pseudo-inverse of a symmetric information matrix.
+
+    Directions the data do not inform (eigenvalue below ``rcond`` × the largest: e.g. the
+    chance plateau of runs that start far below it) get no variance rather than a huge one:
+    the curves do not depend on them, so neither do the runs' summaries.
+    """
+    w, v = np.linalg.eigh((information + information.T) / 2)
+    keep = w > rcond * max(w.max(), 0.0)
+    return v * np.where(keep, 1 / np.sqrt(np.where(keep, w, 1.0)), 0.0)
 
 
 def _last_point_gradient(params, data, r, row, step=1e-6):

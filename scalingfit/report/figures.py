@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..laws import envelope_offset, learning_curve
+from ..laws import envelope_offset, learning_curve, uncapped_optimum
 
 __all__ = ["FIGURES", "curves_figure", "collapse_figure", "optimal_norm_figure",
            "best_error_figure", "forest_figure", "diagnostics_figure", "ppc_figure"]
@@ -142,7 +142,7 @@ def _band(ax, x, samples, colour, label=None, alpha=0.25):
 
 def _interval_text(values):
     q05, q50, q95 = np.quantile(values, [0.05, 0.5, 0.95])
-    return f"{q50:.3g} [{q05:.3g}, {q95:.3g}]"
+    return f"{q50:.3f} [{q05:.3f}, {q95:.3f}]"
 
 
 def _size_legend(ax, colours, title="P (training-set size)", loc="best"):
@@ -189,7 +189,8 @@ def curves_figure(result, check=None) -> Figure:
             y_star = draws["nu"][:, g, None] - draws["gamma_conv"][:, g, None] * ell
             beta = float(np.median(runs.loc[(runs["group"] == g)
                                             & (runs["train_size"] == size), "beta"]))
-            y = learning_curve(grid[None, span], x_star, y_star, gamma_std, beta, sharp[g],
+            y_min = uncapped_optimum(y_star, log_c[g], plateau[g])
+            y = learning_curve(grid[None, span], x_star, y_min, gamma_std, beta, sharp[g],
                                log_c[g], plateau[g])
             _band(ax, _norm_values(x_center[g] + x_scale[g] * grid[span], shift), np.exp(y),
                   colours[size])

@@ -13,6 +13,7 @@ import html
 import math
 
 from ..prediction import format_log
+from ..result import exponent_text
 
 __all__ = ["html_page", "markdown_page"]
 
@@ -50,7 +51,8 @@ def sections(result, check=None) -> list[tuple[str, list[str], list[list[str]], 
     out = []
     rows = [[f"{g['architecture']} / {g['dataset']}", str(g["n_runs"]), str(g["n_censored"]),
              f"{len(g['train_sizes'])}: {g['train_sizes'][0]:,} – {g['train_sizes'][-1]:,}"]
-            + [_s(g["params"][p]) for p in ("gamma1", "gamma2", "gamma_pred", "gamma_conv")]
+            + [exponent_text(g["params"][p])
+               for p in ("gamma1", "gamma2", "gamma_pred", "gamma_conv")]
             for g in summary["groups"]]
     law = ("combined-law model: γ_conv is tied to γ1·γ2" if result.settings.get("tie_convergence")
            else "free convergence exponent γ_conv")
@@ -71,7 +73,7 @@ def sections(result, check=None) -> list[tuple[str, list[str], list[list[str]], 
     tolerance = check.get("settings", {}).get("tolerance", 0.1)
     out.append(("Check: do the combined laws predict ε*(P)?",
                 ["group", "Δ = γ_conv − γ1·γ2", "verdict", "LOO: elpd(combined) − elpd(free)"],
-                [[f"{g['architecture']} / {g['dataset']}", _s(g["delta"], 3), g["verdict"],
+                [[f"{g['architecture']} / {g['dataset']}", exponent_text(g["delta"]), g["verdict"],
                   (f"{g['loo']['elpd_diff']:+.2f} ± {g['loo']['se_diff']:.2f} "
                    f"({g['loo']['favours']})") if g.get("loo") else "not run"]
                  for g in check["groups"]],

@@ -16,7 +16,8 @@ pytest.importorskip("sklearn")
 
 from reference_runs.sweep import read_sweep, run_sweep  # noqa: E402
 from reference_runs.train import resolve_config, train  # noqa: E402
-from scalingfit.errors import DataError  # noqa: E402
+from scalingfit.errors import DataError, ScalingfitWarning  # noqa: E402
+from scalingfit.fitting import fit  # noqa: E402
 from scalingfit.norm_logging import log_spaced_steps  # noqa: E402
 from scalingfit.table import validate  # noqa: E402
 
@@ -95,6 +96,12 @@ def test_a_killed_sweep_restarts_without_lost_or_duplicated_rows(tmp_path):
     resumed = table[table["run_id"].isin(fresh["run_id"])]
     pd.testing.assert_frame_equal(resumed[RESULTS].reset_index(drop=True),
                                   fresh[RESULTS].reset_index(drop=True), check_exact=True)
+
+    # ... and the fitting core accepts the sweep's table as it is.
+    with pytest.warns(ScalingfitWarning):  # most of these 6-epoch runs end before their optimum
+        result = fit(table, draws=100, tune=100, chains=2, progress=False)
+    assert [g["architecture"] for g in result.groups] == ["cnn", "resnet"]
+    assert result.settings["norm"] == "spectral_complexity"
 
 
 @pytest.mark.slow

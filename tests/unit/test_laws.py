@@ -6,7 +6,7 @@ import numpy as np
 import pytensor.tensor as pt
 import pytest
 
-from scalingfit.laws import envelope_offset, learning_curve
+from scalingfit.laws import capped_optimum, envelope_offset, learning_curve, uncapped_optimum
 
 PARAMS = dict(x_star=1.3, y_star=-3.0, gamma=1.7, beta=0.6, sharpness=4.0)
 
@@ -46,3 +46,20 @@ def test_numpy_and_pytensor_agree():
     symbolic = learning_curve(pt.as_tensor(x), **PARAMS, log_chance=np.log(0.9),
                               plateau_sharpness=8.0, xp=pt).eval()
     np.testing.assert_allclose(symbolic, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("y_star", [-4.0, -1.0, -0.6])
+def test_the_capped_optimum_is_the_curve_minimum_under_the_plateau(y_star):
+    log_c, h = np.log(0.5), 1.5  # a soft cap, and optima far from, near and above chance
+    x = np.linspace(-4, 4, 40001)
+    curve = learning_curve(x, 0.5, y_star, 0.8, 0.3, 2.0, log_c, h)
+    best = capped_optimum(y_star, log_c, h)
+    assert curve.min() == pytest.approx(best, abs=1e-9)
+    assert x[curve.argmin()] == pytest.approx(0.5, abs=1e-3)
+    assert uncapped_optimum(best, log_c, h) == pytest.approx(y_star, abs=1e-9)
+    assert uncapped_optimum(best, log_c, h, xp=pt).eval() == pytest.approx(y_star, abs=1e-9)
+
+
+def test_the_inverse_stays_finite_at_and_above_chance():
+    values = uncapped_optimum(np.array([np.log(0.5), 0.0]), np.log(0.5), 2.0)
+    assert np.all(np.isfinite(values))
