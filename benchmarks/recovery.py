@@ -54,7 +54,7 @@ def main():
     parser.add_argument("--laws", nargs="+", default=["combined", "inconsistent"])
     args = parser.parse_args()
     print(f"{'data':28s}{'wall s':>7s}{'in 90%':>8s}{'(of 12)':>8s}{'max|z|':>8s}"
-          f"{'rel err':>8s}{'γ1γ2 err':>9s}  diagnostics")
+          f"{'rel err':>8s}{'γ1γ2 err':>9s}  diagnostics (ESS bulk/tail)")
     totals = [0, 0, 0]
     for shape in args.shapes:
         for law in args.laws:
@@ -70,7 +70,8 @@ def main():
                 totals = [totals[0] + inside, totals[1] + 16, totals[2] + (not d["passed"])]
                 print(f"{shape + ' ' + law + ' seed ' + str(seed):28s}{elapsed:7.1f}"
                       f"{inside:5d}/16{inside12:5d}/12{z:8.2f}{rel:8.3f}{pred:9.3f}  "
-                      f"R-hat {d['rhat_max']:.3f}, {d['divergences']} div.", flush=True)
+                      f"R-hat {d['rhat_max']:.3f}, ESS {d['ess_bulk_min']:.0f}/"
+                      f"{d['ess_tail_min']:.0f}, {d['divergences']} div.", flush=True)
     print(f"truths in their 90 % intervals: {totals[0]}/{totals[1]} "
           f"({totals[0] / totals[1]:.1%}); fits failing diagnostics: {totals[2]}")
 

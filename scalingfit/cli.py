@@ -58,9 +58,10 @@ def _fit_options(parser):
     parser.add_argument("--n-test", type=int, metavar="N",
                         help="test-set size, when the table has no n_test column")
     parser.add_argument("--at-end", choices=("bound", "optimum"), default="bound",
-                        help="a run whose best error is at its last logged step: its lambda* "
-                             "is a lower bound (default) or taken as the optimum (the "
-                             "paper's convention)")
+                        help="a run whose fitted optimum lies at or past its last logged "
+                             "point (still improving): its lambda* is a lower bound (default) "
+                             "or its last point is taken as the optimum (the paper's "
+                             "convention)")
     parser.add_argument("--sampler", choices=("auto", "pymc", "nutpie"),
                         help="NUTS implementation (auto: nutpie if installed)")
     parser.add_argument("--draws", type=int, help="posterior draws per chain (default 1000)")

@@ -190,9 +190,9 @@ def fit(table: pd.DataFrame, *, norm: str | None = None, group_by=("architecture
     censored = int(data.censored.sum())
     if censored:
         warnings.warn(
-            f"{censored} of {len(data.run_ids)} runs have their fitted optimum at or beyond "
-            f"their last logged point (still improving, or too flat to place a minimum "
-            f"before it); their optimum is treated as "
+            f"{censored} of {len(data.run_ids)} runs: fitted optimum at or beyond the last "
+            f"logged point (still improving, or too flat to place a minimum before it); "
+            f"their optimum is treated as "
             f"{'a lower bound on λ*' if at_end == 'bound' else 'the last point'} "
             f"(at_end={at_end!r}).", ScalingfitWarning, stacklevel=2)
     for g, group in enumerate(groups):
@@ -211,7 +211,7 @@ def fit(table: pd.DataFrame, *, norm: str | None = None, group_by=("architecture
         model = build_model(data, at_end=at_end, tie_convergence=tie_convergence)
     t0 = time.perf_counter()
     idata = sample(model, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
-                   progress=progress)
+                   progress=progress, jitter=method != "full")
     timings["stage2_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - start
     diag = diagnostics(idata)

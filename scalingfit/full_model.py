@@ -24,7 +24,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .laws import learning_curve, uncapped_optimum
-from .model import SummaryData, _least_squares, exponents
+from .model import SummaryData, _least_squares, _within_level_sd, exponents
 
 __all__ = ["build_full_model"]
 
@@ -60,11 +60,16 @@ def build_full_model(data: SummaryData, groups, summaries, *,
         kappa = pm.Normal("kappa", start["kappa"], 2.0, dims="group", initval=start["kappa"])
         nu = pm.Normal("nu", start["nu"], 2.0, dims="group", initval=start["nu"])
         tau = pm.HalfNormal("tau_gamma", 0.5 * gamma_scale, dims="group")
-        sigma_x = pm.HalfNormal("sigma_x", 0.5, dims="group")
-        sigma_y = pm.HalfNormal("sigma_y", 0.5, dims="group")
+        # scales start at the runs' scatter within a size (the sampler starts unjittered;
+        # at their prior's support point their gradient would be exactly zero)
+        spread = _within_level_sd(data)
+        sigma_x = pm.HalfNormal("sigma_x", 0.5, dims="group", initval=spread[:, 0])
+        sigma_y = pm.HalfNormal("sigma_y", 0.5, dims="group", initval=spread[:, 1])
         seeded = data.seeded_levels.astype(float)
-        omega_x = pm.HalfNormal("omega_x", 0.25, dims="group") * seeded
-        omega_y = pm.HalfNormal("omega_y", 0.25, dims="group") * seeded
+        omega_x = pm.HalfNormal("omega_x", 2 * spread[:, 0], dims="group",
+                                initval=spread[:, 0]) * seeded
+        omega_y = pm.HalfNormal("omega_y", 2 * spread[:, 1], dims="group",
+                                initval=spread[:, 1]) * seeded
         level = data.level
         delta = pm.Normal("level_effect", 0, 1, shape=(2, level.max() + 1))
         e = pm.Normal("run_effect", 0, 1, shape=(3, len(g)))

@@ -1,8 +1,9 @@
 r"""Stage 2: the hierarchical model of both laws, on the per-run summaries of stage 1.
 
 Per run ``r`` of group ``g``, stage 1 measured ``z_r = (γ̂_r, x̂*_r, ŷ*_r)`` with covariance
-``Σ_r`` (standardised log norm ``x``, log error ``y``) and loadings ``B_r`` on the group's
-shape error ``u_g``. The model explains them as
+``Σ_r`` (standardised log norm ``x``, log error ``y``; ``ŷ*`` is the run's best error, the
+fitted minimum under the plateau) and loadings ``B_r`` on the group's shape error ``u_g``.
+The model explains them as
 
 .. math::
 

@@ -34,8 +34,13 @@ def resolve_sampler(sampler: str | None) -> str:
 
 
 def sample(model: pm.Model, *, sampler=None, draws=None, tune=None, chains=None, seed=None,
-           target_accept=None, progress: bool = True, initvals: dict | None = None):
+           target_accept=None, progress: bool = True, initvals: dict | None = None,
+           jitter: bool = True):
     """Draw from the posterior of ``model``; the same seed gives the same draws.
+
+    ``jitter=False`` starts every chain at the initial point itself instead of a random
+    point near it: for the point-level model, whose run parameters start at the stage-1
+    fit, a jitter of ±1 in every unconstrained coordinate puts chains in distant local modes.
 
     Returns
     -------
@@ -53,7 +58,8 @@ def sample(model: pm.Model, *, sampler=None, draws=None, tune=None, chains=None,
         import nutpie
 
         with _status(progress, "compiling the model for nutpie (numba; about 10-30 s)"):
-            compiled = nutpie.compile_pymc_model(model, initial_points=initvals)
+            compiled = nutpie.compile_pymc_model(model, initial_points=initvals,
+                                                 jitter_rvs=None if jitter else set())
         idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores,
                               seed=seed, progress_bar=progress, target_accept=target_accept,
                               save_warmup=False)
@@ -61,6 +67,7 @@ def sample(model: pm.Model, *, sampler=None, draws=None, tune=None, chains=None,
         with model:
             idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores,
                               random_seed=seed, progressbar=progress, initvals=initvals,
+                              init="jitter+adapt_diag" if jitter else "adapt_diag",
                               target_accept=target_accept, compute_convergence_checks=False)
     return idata
 
