@@ -97,3 +97,19 @@ def test_runs_that_stop_before_their_optimum_are_counted_and_bounded():
     g2_last = last.summary()["groups"][0]["params"]["gamma2"]["median"]
     assert g2_last < g2_bound
     assert abs(g2_bound - 0.6) < abs(g2_last - 0.6)
+
+
+@pytest.mark.slow
+def test_the_full_model_agrees_with_the_two_stage_fit():
+    """The reference the fast path was validated against samples, and agrees with it (the
+    full-size comparison is benchmarks/validate_two_stage.py)."""
+    group = SimGroup("cnn", "cifar10", gamma1=0.9, gamma2=0.6, log_k2=-2.0, eps_star_ref=0.2)
+    table = simulate([group], train_sizes=(4000, 8000, 16000), n_seeds=2, n_steps=16, seed=2)
+    fits = {method: sf.fit(table, method=method, sampler="nutpie", draws=300, tune=500,
+                           chains=2, seed=1, progress=False)
+            for method in ("two-stage", "full")}
+    assert fits["full"].diagnostics["rhat_max"] < 1.05
+    for name in ("gamma1", "gamma2", "gamma_conv"):
+        fast, full = (fits[m].summary()["groups"][0]["params"][name] for m in fits)
+        assert abs(fast["median"] - full["median"]) < 0.5 * full["sd"], name
+        assert 0.6 < fast["sd"] / full["sd"] < 1.6, name
