@@ -1,13 +1,14 @@
 """`scalingfit fit` on perceptron sweeps, beside what the N → ∞ theory predicts.
 
-Each CSV is one optimiser's sweep from `python -m reference_runs perceptron` (docs/
-perceptron.md, section 3, has the commands). Each is fitted on its own with the default
+Each table is one optimiser's sweep from `python -m reference_runs perceptron`; the four of
+docs/perceptron.md (section 3) are in reference_runs/data/perceptron_N500/, with the
+commands that made them. Each is fitted on its own with the default
 two-stage model and sampler, and its posterior medians and 90 % intervals are printed
 under the theory's exponents for the same α values: γ2 and γ_conv from the optima
 λ_opt(α), ε_opt(α), and γ1 both along the curves (what the fit's per-run slope measures)
 and from the envelope of the optima.
 
-    PYTHONPATH=. python benchmarks/perceptron_fit.py gd.csv gd-wd.csv projected.csv adam.csv
+    PYTHONPATH=. python benchmarks/perceptron_fit.py reference_runs/data/perceptron_N500/*.csv.gz
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def main():
             if issubclass(w.category, ScalingfitWarning):
                 print(f"  {path.name}: warning: {w.message}")
         params = result.summary()["groups"][0]["params"]
-        rows.append((path.stem, [interval(params[name]) for name in PARAMS]))
+        rows.append((path.name.split(".")[0], [interval(params[name]) for name in PARAMS]))
         print(f"{path.name}: {elapsed:.0f} s, {result.diagnostics_line()}", flush=True)
     predicted = theory.predicted_exponents(alphas)
     print(f"\n| sweep | {' | '.join(PARAMS)} |\n|---|{'---|' * len(PARAMS)}")

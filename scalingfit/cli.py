@@ -259,7 +259,11 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="scalingfit", description=__doc__.splitlines()[0],
+        prog="scalingfit",
+        description="Posterior estimates of the two dynamical scaling laws (test error\n"
+                    "against the weight norm along training; optimal norm against the\n"
+                    "training-set size) from training logs.\n"
+                    "Try it: scalingfit fit --example --out fit",
         epilog=MAPPING_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     from . import __version__
 
