@@ -25,6 +25,7 @@ import pytensor.tensor as pt
 
 from .laws import learning_curve, uncapped_optimum
 from .model import SummaryData, _least_squares, _within_level_sd, exponents
+from .summaries import _variance
 
 __all__ = ["build_full_model"]
 
@@ -42,9 +43,7 @@ def build_full_model(data: SummaryData, groups, summaries, *,
         x.append(curves.x)
         y.append(curves.y)
         run.append(curves.run + offset)
-        eps = np.clip(np.exp(s.fitted), 1e-9, 1 - 1e-9)
-        variance_binomial.append((1 - eps) / (curves.n_test * eps) if curves.n_test is not None
-                                 else np.zeros_like(eps))
+        variance_binomial.append(_variance(s.fitted, curves, 0.0))
         offset += curves.n_runs
     x, y, run = np.concatenate(x), np.concatenate(y), np.concatenate(run)
     variance_binomial = np.concatenate(variance_binomial)

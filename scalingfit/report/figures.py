@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..laws import envelope_offset, learning_curve, uncapped_optimum
+from ..result import exponent_text, stat_summary
 
 __all__ = ["FIGURES", "curves_figure", "collapse_figure", "optimal_norm_figure",
            "best_error_figure", "forest_figure", "diagnostics_figure", "ppc_figure"]
@@ -141,8 +142,7 @@ def _band(ax, x, samples, colour, label=None, alpha=0.25):
 
 
 def _interval_text(values):
-    q05, q50, q95 = np.quantile(values, [0.05, 0.5, 0.95])
-    return f"{q50:.3f} [{q05:.3f}, {q95:.3f}]"
+    return exponent_text(stat_summary(values))
 
 
 def _size_legend(ax, colours, title="P (training-set size)", loc="best"):
@@ -276,18 +276,29 @@ def _heldout(check, name):
     return []
 
 
+def _size_panels(result, check):
+    """The figure and, per group, what a plot against P needs: its axes, name, run rows,
+    held-out sizes, a grid of P spanning both, and that grid's centred log P."""
+    runs = run_table(result)
+    ell_center = _group_values(result, "ell_center")
+    fig, axes = _panels(len(result.groups))
+
+    def panels():
+        for g, (ax, name) in enumerate(zip(axes, _names(result), strict=True)):
+            mine = runs[runs["group"] == g]
+            held = _heldout(check, name)
+            grid = _size_grid(mine["train_size"], [h["train_size"] for h in held])
+            yield g, ax, name, mine, held, grid, np.log(grid) - ell_center[g]
+
+    return fig, panels()
+
+
 def optimal_norm_figure(result, check=None) -> Figure:
     """λ* against P per run, with law 2's 90 % posterior band."""
-    runs = run_table(result)
     x_scale, x_center = _group_values(result, "x_scale"), _group_values(result, "x_center")
-    ell_center = _group_values(result, "ell_center")
     kappa, gamma2 = _thin(result.draws("kappa")), _thin(result.draws("gamma2"))
-    fig, axes = _panels(len(result.groups))
-    for g, (ax, name) in enumerate(zip(axes, _names(result), strict=True)):
-        mine = runs[runs["group"] == g]
-        held = _heldout(check, name)
-        grid = _size_grid(mine["train_size"], [h["train_size"] for h in held])
-        ell = np.log(grid) - ell_center[g]
+    fig, panels = _size_panels(result, check)
+    for g, ax, name, mine, held, grid, ell in panels:
         log_lam = x_center[g] + x_scale[g] * kappa[:, g, None] + gamma2[:, g, None] * ell
         shift = _norm_shift(np.concatenate([mine["log_lam_star"], log_lam.ravel()]))
         _band(ax, grid, _norm_values(log_lam, shift), "C0",
@@ -320,17 +331,11 @@ def optimal_norm_figure(result, check=None) -> Figure:
 def best_error_figure(result, check=None) -> Figure:
     """ε* against P: the runs' optima, the fitted convergence law, the combined laws, and
     (with a check) the held-out sizes predicted and observed."""
-    runs = run_table(result)
-    ell_center = _group_values(result, "ell_center")
     nu = _thin(result.draws("nu"))
     gamma_conv, gamma_pred = _thin(result.draws("gamma_conv")), _thin(result.draws("gamma_pred"))
     tied = bool(result.settings.get("tie_convergence"))
-    fig, axes = _panels(len(result.groups))
-    for g, (ax, name) in enumerate(zip(axes, _names(result), strict=True)):
-        mine = runs[runs["group"] == g]
-        held = _heldout(check, name)
-        grid = _size_grid(mine["train_size"], [h["train_size"] for h in held])
-        ell = np.log(grid) - ell_center[g]
+    fig, panels = _size_panels(result, check)
+    for g, ax, name, mine, held, grid, ell in panels:
         if not tied:
             _band(ax, grid, np.exp(nu[:, g, None] - gamma_conv[:, g, None] * ell), "C0",
                   label="fitted: γ_conv = " + _interval_text(result.draws("gamma_conv")[:, g]))

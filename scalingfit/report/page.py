@@ -12,7 +12,7 @@ import base64
 import html
 import math
 
-from ..prediction import format_log
+from ..prediction import format_log, interval_text, log_interval_text
 from ..result import exponent_text
 
 __all__ = ["html_page", "markdown_page"]
@@ -35,14 +35,6 @@ code{background:#f5f5f5;padding:0 .2em}
 def _number(value) -> str:
     """Three decimals, or "n/a" for a value the recipe could not give (no points)."""
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
-
-
-def _s(s: dict, digits: int = 4) -> str:
-    return f"{s['median']:.{digits}g} [{s['q05']:.{digits}g}, {s['q95']:.{digits}g}]"
-
-
-def _log_s(s: dict) -> str:
-    return f"{format_log(s['median'])} [{format_log(s['q05'], 2)}, {format_log(s['q95'], 2)}]"
 
 
 def sections(result, check=None) -> list[tuple[str, list[str], list[list[str]], str]]:
@@ -84,9 +76,10 @@ def sections(result, check=None) -> list[tuple[str, list[str], list[list[str]], 
     for g in check["groups"]:
         for h in g["heldout"]:
             rows.append([f"{g['architecture']} / {g['dataset']}", f"{h['train_size']:,}",
-                         f"{h['observed_eps_star']:.4g}", _s(h["pred_eps_star"]),
+                         f"{h['observed_eps_star']:.4g}", interval_text(h["pred_eps_star"]),
                          "yes" if h["covered"] else "no",
-                         format_log(h["observed_log_lam_star"]), _log_s(h["pred_log_lam_star"]),
+                         format_log(h["observed_log_lam_star"]),
+                         log_interval_text(h["pred_log_lam_star"]),
                          f"{h['n_runs']} ({h['n_censored']} still improving)"])
     out.append(("Check: held-out sizes", ["group", "P", "observed ε*", "predicted ε* (90 %)",
                                           "covered", "observed λ*", "predicted λ* (90 %)",
