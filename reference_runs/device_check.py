@@ -66,6 +66,27 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
+def _forever(loader):
+    while True:
+        yield from loader
+
+
+def _images_per_second(step, device, *, warmup, seconds):
+    """images/s of ``step()`` (one training step, returning its images), timed for about
+    ``seconds`` after ``warmup`` untimed steps. The clock is read every 10 steps, and the
+    device synchronised only at both ends, so the timing does not stall the queue."""
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    seen, steps, start = 0, 0, time.perf_counter()
+    while True:
+        seen += step()
+        steps += 1
+        if steps % 10 == 0 and time.perf_counter() - start >= seconds:
+            _sync(device)
+            return seen / (time.perf_counter() - start)
+
+
 def _model(arch, options, device, seed=0):
     torch.manual_seed(seed)
     return build(arch, options, in_channels=3, image_size=32, num_classes=10).to(device)
@@ -80,23 +101,18 @@ def plain_throughput(arch, options, images, labels, device, *, batch, workers, s
         _SyntheticImages(images, labels), batch_size=batch, shuffle=True, drop_last=True,
         num_workers=workers, pin_memory=device.type == "cuda",
         persistent_workers=workers > 0)
-    seen, steps, start = 0, 0, None
-    while True:
-        for x, y in loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            steps += 1
-            if steps == warmup:
-                _sync(device)
-                start = time.perf_counter()
-            elif start is not None:
-                seen += len(y)
-                if time.perf_counter() - start >= seconds:
-                    _sync(device)
-                    return seen / (time.perf_counter() - start)
+    batches = _forever(loader)
+
+    def step():
+        x, y = next(batches)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return len(y)
+
+    return _images_per_second(step, device, warmup=warmup, seconds=seconds)
 
 
 def fast_throughput(arch, options, images, labels, device, *, batch, members, seconds,
@@ -117,8 +133,8 @@ def fast_throughput(arch, options, images, labels, device, *, batch, members, se
     generator = torch.Generator(device=device).manual_seed(0)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda)
     stack.train()
-    seen, steps, start = 0, 0, None
-    while True:
+
+    def step():
         idx = torch.randint(n, (members, batch), device=device, generator=generator)
         with autocast:
             x = (x_all[idx].float() / 255 - mean) / std
@@ -126,15 +142,9 @@ def fast_throughput(arch, options, images, labels, device, *, batch, members, se
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        steps += 1
-        if steps == warmup:
-            _sync(device)
-            start = time.perf_counter()
-        elif start is not None:
-            seen += members * batch
-            if steps % 10 == 0 and time.perf_counter() - start >= seconds:
-                _sync(device)
-                return seen / (time.perf_counter() - start)
+        return members * batch
+
+    return _images_per_second(step, device, warmup=warmup, seconds=seconds)
 
 
 def norm_timing(arch, options, device, repeats=5):
