@@ -274,8 +274,14 @@ def _download(name, root: Path):
         if not target.exists():
             print(f"downloading {url}", flush=True)
             partial = target.with_suffix(target.suffix + ".part")
-            with urllib.request.urlopen(url) as response, open(partial, "wb") as f:
-                shutil.copyfileobj(response, f)
+            try:
+                with urllib.request.urlopen(url) as response, open(partial, "wb") as f:
+                    shutil.copyfileobj(response, f)
+            except OSError as err:  # URLError, timeouts and resets are OSErrors
+                partial.unlink(missing_ok=True)
+                raise DataError(f"downloading {url} failed ({getattr(err, 'reason', err)}).",
+                                source=target, fix="check the network, or fetch the file "
+                                "elsewhere and put it at this path.") from err
             partial.replace(target)
         if hashlib.md5(target.read_bytes()).hexdigest() != md5:
             raise DataError("MD5 checksum mismatch.", source=target,

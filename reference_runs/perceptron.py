@@ -10,11 +10,13 @@ g(Δ_μ) = log(1 + exp(−2Δ_μ)), Δ_μ = y_μ w·x_μ/√N, by full-batch
 
 * ``gd``: gradient descent, no regularisation (implicit bias towards max-margin);
 * ``gd-wd``: the same with weight decay, w ← w − η(N∇L + wd·w), i.e. a ridge penalty
-  κ = α·wd on Σ_μ g: the norm stops growing at the ridge solution's;
-* ``adam``: Adam (β = 0.9, 0.999, ε = 1e-8) on the same gradient;
+  κ = α·wd on Σ_μ g: the norm stops growing at the ridge solution's (``--weight-decay``
+  is for gd-wd only: any other optimizer rejects it);
+* ``adam``: Adam (β = 0.9, 0.999, ε = 1e-8) on the same gradient, without weight decay;
 * ``projected``: gradient descent projected after every step onto the sphere
   ‖w‖ = r_t√N, with r_t a log-linear ramp over the run (``--radius START:END``) or a fixed
   radius (``--radius R``; the norm then never moves, so a run has no optimum along λ).
+  ``--radius`` is for projected only.
 
 The step is taken on w with the gradient scaled by N (η N∇_w L, L the mean loss), so that η
 is O(1): the largest stable step at initialisation, where g'' = 1 everywhere, is
@@ -33,13 +35,20 @@ init_scale and radius as metadata columns.
 All (seed, α) runs advance together in one batched torch computation, on the GPU when
 there is one. Within a seed the α values share the teacher and *nested* inputs (the run at
 α uses the first αN of the seed's inputs, as training subsets of one dataset usually are):
-every row is read once per step for all the α that use it.
+every row is read once per step for all the α that use it. P = round(αN): two α values
+that give the same P are an error (the runs would be merged).
+
+Progress goes to stderr: a progress bar on a terminal; otherwise (a log file, nohup,
+SLURM) a plain line when the run starts, about every 10 % of the steps but at most every
+30 s, and when it ends; ``-q`` silences it, not the final ``wrote ...`` line.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
+import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -47,8 +56,10 @@ import pandas as pd
 
 from scalingfit.errors import ScalingfitError, require
 
+from .devices import resolve_device
+
 __all__ = ["PerceptronConfig", "OPTIMIZERS", "stable_lr", "log_steps", "simulate",
-           "add_arguments", "run"]
+           "RunProgress", "add_arguments", "run"]
 
 OPTIMIZERS = ("gd", "gd-wd", "adam", "projected")
 INPUTS = ("binary", "gaussian")
@@ -81,7 +92,7 @@ class PerceptronConfig:
     n : int
         Input dimension N.
     alphas : tuple of float
-        α = P/N values; P = round(αN).
+        α = P/N values; P = round(αN). Two α with the same P are an error.
     seeds : int
         Number of seeds, ``first_seed``, ``first_seed + 1``, ...
     steps : int
@@ -136,6 +147,8 @@ class PerceptronConfig:
             problems.append(f"every alpha must be > 0, got {list(self.alphas)}")
         elif min(self.alphas) * self.n < 1:
             problems.append(f"alpha*n must be ≥ 1 (alpha={min(self.alphas):g}, n={self.n})")
+        else:
+            problems += self._colliding_alphas()
         if self.seeds < 1 or self.steps < 1 or self.log_points < 2:
             problems.append("seeds and steps must be ≥ 1 and log_points ≥ 2")
         if self.schedule not in SCHEDULES:
@@ -158,6 +171,39 @@ class PerceptronConfig:
             problems.append(f"dtype must be float32 or float64, got {self.dtype!r}")
         if problems:
             raise ScalingfitError("invalid perceptron settings: " + "; ".join(problems) + ".")
+
+    def _colliding_alphas(self):
+        """A problem for each α that gives the same P = round(αN) as an earlier one."""
+        problems, first_alpha = [], {}
+        for alpha in self.alphas:
+            size = max(1, round(alpha * self.n))
+            if size not in first_alpha:
+                first_alpha[size] = alpha
+            elif first_alpha[size] == alpha:
+                problems.append(f"alpha {alpha:g} is given twice")
+            else:
+                problems.append(f"alpha {first_alpha[size]:g} and {alpha:g} both give "
+                                f"P = round(alpha*n) = {size} at n = {self.n}, so their "
+                                "runs would be one: drop one of them or raise n")
+        return problems
+
+    def effective_settings(self):
+        """The settings as the runs use them and the table records them: α = P/N, the
+        step size of each α (one number when they are equal), weight decay 0 unless
+        gd-wd, the radius (start:end, as in the table) only for projected."""
+        settings = asdict(self)
+        sizes, step_sizes = self.train_sizes, self.step_sizes()
+        settings["alphas"] = [size / self.n for size in sizes]
+        settings["lr"] = (step_sizes[0] if len(set(step_sizes)) == 1
+                          else [float(f"{lr:.6g}") for lr in step_sizes])
+        settings["schedule"] = self.schedule if self.optimizer != "adam" else "constant"
+        settings["weight_decay"] = self.weight_decay if self.optimizer == "gd-wd" else 0.0
+        if self.optimizer == "projected":
+            start, end = self.radius or (0.05, 100.0)
+            settings["radius"] = f"{start:g}" if start == end else f"{start:g}:{end:g}"
+        else:
+            del settings["radius"]
+        return settings
 
     @property
     def train_sizes(self):
@@ -188,15 +234,6 @@ class PerceptronConfig:
         """λ imposed by ``projected`` at ``step`` (log-linear ramp)."""
         start, end = self.radius or (0.05, 100.0)
         return start * (end / start) ** (step / self.steps)
-
-
-def _device(torch, name):
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ScalingfitError("--device cuda was asked for, but torch sees no CUDA device.")
-    return device
 
 
 def _teacher_and_inputs(config, seed, rows, torch, dtype):
@@ -244,7 +281,7 @@ def simulate(config: PerceptronConfig, *, progress=None) -> pd.DataFrame:
     torch = require("torch", "torch")
     from scalingfit.table import validate
 
-    device = _device(torch, config.device)
+    device = resolve_device(config.device)
     dtype = getattr(torch, config.dtype)
     sizes = config.train_sizes
     S, A, N, rows = config.seeds, len(sizes), config.n, sizes[-1]
@@ -388,10 +425,125 @@ def _table(config, records):
     table["inputs"] = config.inputs
     table["init_scale"] = config.init_scale
     if config.optimizer == "projected":
-        start, end = config.radius or (0.05, 100.0)
-        table["radius"] = f"{start:g}" if start == end else f"{start:g}:{end:g}"
+        table["radius"] = config.effective_settings()["radius"]
     table.index = pd.RangeIndex(2, len(table) + 2)  # CSV line numbers, for messages
     return table
+
+
+# ---------------------------------------------------------------------------------------
+# Progress
+
+
+class RunProgress:
+    """Progress of a long computation on stderr, as a context manager.
+
+    On a terminal, a rich progress bar. Otherwise (a log file, nohup, a batch system),
+    where a bar would print nothing until the end, plain flushed lines::
+
+        perceptron gd, 8 runs: step 0/20000 (0 %), started
+        perceptron gd, 8 runs: step 2000/20000 (10 %), 31 s elapsed, ~279 s left
+        ...
+        perceptron gd, 8 runs: step 20000/20000 (100 %), 305 s elapsed, done
+
+    one when it starts, then one whenever both :attr:`EVERY_S` seconds and
+    :attr:`EVERY_FRACTION` of the total have passed since the last (whichever is rarer:
+    at most ten lines, none more often than every 30 s), and one when the total is
+    reached. ``quiet`` prints nothing.
+
+    Parameters
+    ----------
+    title : str
+        What is running (``perceptron``).
+    description : str
+        Details after the title (``gd, 8 runs``); may be empty.
+    total : int
+        Units of work.
+    unit : str
+        Singular name of a unit (``step``, ``point``).
+    quiet : bool
+    stream : file, optional
+        Where to write; default ``sys.stderr`` (looked up on entry).
+    clock : callable
+        Seconds, monotonic (for tests).
+    """
+
+    EVERY_S = 30.0
+    EVERY_FRACTION = 0.1
+
+    def __init__(self, title, description, total, unit, *, quiet=False, stream=None,
+                 clock=time.monotonic):
+        self.title, self.description, self.total, self.unit = title, description, total, unit
+        self.quiet, self.stream, self.clock = quiet, stream, clock
+        self.bar = self.task = None
+        self.done = 0
+
+    @property
+    def label(self):
+        return f"{self.title} {self.description}" if self.description else self.title
+
+    def __enter__(self):
+        if self.quiet:
+            return self
+        self.stream = sys.stderr if self.stream is None else self.stream
+        isatty = getattr(self.stream, "isatty", None)
+        if isatty is not None and isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn(f"[bold]{self.title}[/] {{task.description}}"), BarColumn(),
+                TextColumn(f"{{task.completed}}/{{task.total}} {self.unit}s"),
+                TimeRemainingColumn(), console=Console(file=self.stream))
+            self.bar.__enter__()
+            self.task = self.bar.add_task(self.description, total=self.total)
+            return self
+        self.start = self.last_time = self.clock()
+        self.last_done, self.finished = 0, False
+        self._line("started")
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            return self.bar.__exit__(*exc)
+        return False
+
+    def update(self, done):
+        """``done`` units of the total are done."""
+        self.done = done
+        if self.quiet:
+            return
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done)
+            return
+        if self.finished:
+            return
+        now = self.clock()
+        elapsed = now - self.start
+        if done >= self.total:
+            self.finished = True
+            self._line(f"{elapsed:.0f} s elapsed, done")
+        elif (now - self.last_time >= self.EVERY_S
+              and done - self.last_done >= self.EVERY_FRACTION * self.total):
+            self.last_time, self.last_done = now, done
+            left = elapsed / done * (self.total - done) if done else float("nan")
+            self._line(f"{elapsed:.0f} s elapsed, ~{left:.0f} s left")
+
+    def advance(self, units=1):
+        self.update(self.done + units)
+
+    def note(self, text):
+        """Say what the computation is doing now (a new phase)."""
+        if self.quiet:
+            return
+        if self.bar is not None:
+            self.bar.update(self.task, description=text)
+        else:
+            print(f"{self.title}: {text}", file=self.stream, flush=True)
+
+    def _line(self, status):
+        percent = 100.0 * self.done / self.total if self.total else 100.0
+        print(f"{self.label}: {self.unit} {self.done}/{self.total} ({percent:.0f} %), "
+              f"{status}", file=self.stream, flush=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -423,11 +575,15 @@ def _radius(text):
 def add_arguments(parser):
     parser.add_argument("--n", type=int, default=500, help="input dimension N (default 500)")
     parser.add_argument("--alpha", type=_floats, default=(1.0, 2.0, 4.0), metavar="A,B,...",
-                        help="alpha = P/N values (default 1,2,4)")
+                        help="alpha = P/N values, P = round(alpha N); two alphas with the "
+                             "same P are an error (default 1,2,4)")
     parser.add_argument("--seeds", type=int, default=4, help="number of seeds (default 4)")
     parser.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
-    parser.add_argument("--steps", type=int, default=2000, help="optimisation steps")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="gd")
+    parser.add_argument("--steps", type=int, default=2000,
+                        help="optimisation steps (default 2000)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="gd",
+                        help="gd (default), gd-wd (gd with weight decay), adam (no weight "
+                             "decay) or projected (gd on the sphere of radius lambda)")
     parser.add_argument("--lr", type=float, metavar="ETA",
                         help="step size for every alpha (default: 0.8 x the largest stable "
                              "GD step at each alpha; adam: 0.01)")
@@ -435,11 +591,12 @@ def add_arguments(parser):
                         help="constant step (default), or curvature: step = LR / top "
                              "Hessian eigenvalue, re-estimated every 10 steps (same path "
                              "in lambda and error, far fewer steps; LR default 1)")
-    parser.add_argument("--weight-decay", type=float, default=1e-4,
-                        help="gd-wd only: w <- w - lr (N grad L + wd w) (default 1e-4)")
+    parser.add_argument("--weight-decay", type=float, metavar="WD",
+                        help="gd-wd only, an error with the other optimizers: "
+                             "w <- w - lr (N grad L + wd w) (default 1e-4)")
     parser.add_argument("--radius", type=_radius, metavar="R|START:END",
-                        help="projected only: fixed norm lambda, or a log-linear ramp "
-                             "(default 0.05:100)")
+                        help="projected only, an error with the other optimizers: fixed "
+                             "norm lambda, or a log-linear ramp (default 0.05:100)")
     parser.add_argument("--inputs", choices=INPUTS, default="binary",
                         help="input entries: +-1 (binary, default) or standard Gaussian")
     parser.add_argument("--init-scale", type=float, default=1e-3,
@@ -447,33 +604,46 @@ def add_arguments(parser):
     parser.add_argument("--log-points", type=int, default=50,
                         help="about this many log-spaced logged steps (default 50)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                        help="floating-point precision of the computation (default float32)")
     parser.add_argument("--out", required=True, help="output table (.csv or .parquet)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress output (the final 'wrote ...' line stays)")
+
+
+def _only_for(args):
+    """Reject the flags that the chosen optimizer would ignore."""
+    problems = []
+    if args.weight_decay is not None and args.optimizer != "gd-wd":
+        problems.append(f"--weight-decay is for --optimizer gd-wd only; {args.optimizer} "
+                        "uses no weight decay")
+    if args.radius is not None and args.optimizer != "projected":
+        problems.append(f"--radius is for --optimizer projected only; {args.optimizer} "
+                        "does not constrain the norm")
+    if problems:
+        them = "them" if len(problems) > 1 else "it"
+        raise ScalingfitError("; ".join(problems) + f": drop {them} or change --optimizer.")
 
 
 def run(args):
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     from scalingfit.atomic import atomic_path
 
+    _only_for(args)
     config = PerceptronConfig(
         n=args.n, alphas=args.alpha, seeds=args.seeds, first_seed=args.first_seed,
         steps=args.steps, optimizer=args.optimizer, lr=args.lr, schedule=args.schedule,
-        weight_decay=args.weight_decay, radius=args.radius, inputs=args.inputs,
-        init_scale=args.init_scale, log_points=args.log_points, device=args.device,
-        dtype=args.dtype)
+        radius=args.radius, inputs=args.inputs, init_scale=args.init_scale,
+        log_points=args.log_points, device=args.device, dtype=args.dtype,
+        **({} if args.weight_decay is None else {"weight_decay": args.weight_decay}))
     runs = config.seeds * len(config.train_sizes)
-    with Progress(TextColumn("[bold]perceptron[/] {task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total} steps"), TimeRemainingColumn(),
-                  disable=args.quiet) as bar:
-        task = bar.add_task(f"{config.optimizer}, {runs} runs", total=config.steps)
-        table = simulate(config, progress=lambda done: bar.update(task, completed=done))
+    with RunProgress("perceptron", f"{config.optimizer}, {runs} runs", config.steps,
+                     "step", quiet=args.quiet) as progress:
+        table = simulate(config, progress=progress.update)
     with atomic_path(args.out) as tmp:
         if str(args.out).lower().endswith((".parquet", ".pq")):
             table.to_parquet(tmp, index=False)
         else:
             table.to_csv(tmp, index=False)
-    if not args.quiet:
-        print(f"wrote {len(table)} rows ({runs} runs, settings {asdict(config)}) to {args.out}")
+    print(f"wrote {len(table)} rows ({runs} runs, settings {config.effective_settings()}) "
+          f"to {args.out}", flush=True)
     return 0

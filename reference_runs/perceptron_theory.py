@@ -16,7 +16,12 @@ with columns ``alpha, lam, eps`` and ``solution``, which says what the row is:
 
 Also prints, per α, λ_opt, ε_opt, the Hebb (λ → 0) and max-margin (λ → ∞) errors, and
 with ``--exponents`` the exponents of the two laws that the theory predicts over the α
-values given (:func:`scalingfit.perceptron_theory.predicted_exponents`).
+values given (:func:`scalingfit.perceptron_theory.predicted_exponents`; it needs at least
+two distinct α, checked before anything is solved).
+
+Progress goes to stderr as for ``perceptron``: a bar on a terminal, plain lines otherwise
+(at the start, about every 10 % of the points but at most every 30 s, and at the end);
+``-q`` silences it, not the results.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from scalingfit.perceptron_theory import (
     predicted_exponents,
 )
 
-from .perceptron import _floats
+from .perceptron import RunProgress, _floats
 
 __all__ = ["theory_table", "add_arguments", "run"]
 
@@ -60,24 +65,25 @@ def add_arguments(parser):
     parser.add_argument("--exponents", action="store_true",
                         help="also print the exponents the theory predicts over these alphas")
     parser.add_argument("--out", required=True, help="output CSV")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress output (the results are still printed)")
 
 
 def run(args):
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     from scalingfit.atomic import atomic_path
 
     if min(args.alpha) <= 0 or not 0 < args.lam_min < args.lam_max or args.points < 2:
         raise ScalingfitError("need alpha > 0, 0 < --lam-min < --lam-max and --points ≥ 2.")
     alphas = sorted(set(args.alpha))
+    if args.exponents and len(alphas) < 2:
+        raise ScalingfitError("--exponents needs at least two alpha values, got "
+                              f"{', '.join(f'{a:g}' for a in alphas)}.")
     lams = np.geomspace(args.lam_min, args.lam_max, args.points)
-    with Progress(TextColumn("[bold]perceptron theory[/]"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total} points"), TimeRemainingColumn(),
-                  disable=args.quiet) as bar:
-        task = bar.add_task("", total=len(alphas) * len(lams))
-        table = theory_table(alphas, lams, callback=lambda: bar.advance(task))
-        bar.update(task, description="optima")
+    with RunProgress("perceptron theory", "", len(alphas) * len(lams), "point",
+                     quiet=args.quiet) as progress:
+        table = theory_table(alphas, lams, callback=progress.advance)
+        progress.note(f"optima and limits of {len(alphas)} alpha"
+                      f"{'s' if len(alphas) > 1 else ''}")
         optima = [optimum(a) for a in alphas]
         limits = [max_margin(a) for a in alphas]
     with atomic_path(args.out) as tmp:
@@ -88,8 +94,6 @@ def run(args):
         print(f"{alpha:8.4g} {best.lam:11.4f} {best.eps:9.5f} {float(hebb_error(alpha)):9.5f} "
               f"{limit.eps:9.5f}")
     if args.exponents:
-        if len(alphas) < 2:
-            raise ScalingfitError("--exponents needs at least two alpha values.")
         e = predicted_exponents(alphas)
         print(f"exponents over alpha in [{alphas[0]:g}, {alphas[-1]:g}] (least squares; "
               f"local slope between the two largest alphas in brackets):")

@@ -18,7 +18,8 @@
 
 Paths in it are relative to the file. Rerunning the command skips finished jobs (their
 table exists) and resumes an interrupted one from its checkpoint, so no row is lost or
-repeated; run one sweep per folder at a time.
+repeated; a finished job whose settings the file has since changed is an error, not a
+stale row in the table. Run one sweep per folder at a time.
 When every job is done, ``table.csv`` holds all runs, validated. On SLURM each job is
 requeued after a timeout or preemption and resumes from its checkpoint.
 """
@@ -26,6 +27,7 @@ requeued after a timeout or preemption and resumes from its checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import signal
 import time
 from itertools import product
 from pathlib import Path
@@ -33,7 +35,9 @@ from pathlib import Path
 from scalingfit.errors import DataError, ScalingfitError
 
 from . import config as settings
-from .train import TrainConfig, paths, resolve_config
+from .devices import resolve_device
+from .models import model_config
+from .train import TrainConfig, changed_settings, paths, resolve_config
 
 __all__ = ["SweepConfig", "Job", "plan", "run_sweep", "TrainJob", "add_arguments", "run"]
 
@@ -69,6 +73,11 @@ class Job:
     def done(self) -> bool:
         return self.table.exists()
 
+    def changed(self) -> str:
+        """How the settings of a finished job differ from the sweep's now ("" if not)."""
+        saved = paths(self.config)[1]
+        return changed_settings(settings.read_yaml(saved), self.config) if saved.exists() else ""
+
 
 def read_sweep(path) -> SweepConfig:
     sweep = settings.from_dict(SweepConfig, settings.read_yaml(path), source=str(path))
@@ -81,6 +90,13 @@ def read_sweep(path) -> SweepConfig:
                         source=path, column="grid",
                         fix="e.g. grid: {arch: [cnn], dataset: [digits], train_size: [64, "
                             "128], seed: [0, 1]}")
+    repeated = {k: sorted({str(v) for v in sweep.grid[k] if sweep.grid[k].count(v) > 1})
+                for k in GRID_KEYS if isinstance(sweep.grid[k], list)}
+    if any(repeated.values()):
+        raise DataError("the grid repeats "
+                        + "; ".join(f"{k} {', '.join(v)}" for k, v in repeated.items() if v)
+                        + ": each job would be trained twice.", source=path, column="grid",
+                        fix="list each value once.")
     if sweep.executor not in EXECUTORS:
         raise DataError(f"executor {sweep.executor!r} is not one of {', '.join(EXECUTORS)}.",
                         source=path, column="executor")
@@ -138,6 +154,18 @@ class TrainJob:
 def run_sweep(sweep: SweepConfig, *, log=print):
     """Run the pending jobs of ``sweep``; write ``table.csv`` when all are done."""
     jobs = plan(sweep)
+    for job in jobs:  # settings errors now, not one job at a time later
+        model_config(job.config.arch, job.config.model)
+    if sweep.executor == "local":
+        for device in sweep.devices:
+            resolve_device(device)
+    stale = [f"{j.name} ({detail})" for j in jobs if j.done and (detail := j.changed())]
+    if stale:
+        raise ScalingfitError(
+            f"{len(stale)} finished job(s) were trained with other settings than the sweep "
+            f"file's now: {'; '.join(stale[:3])}{' ...' if len(stale) > 3 else ''}. Fix: "
+            f"restore the settings, or delete those jobs' files in {Path(sweep.out) / 'runs'}"
+            " (or use a new out folder) to train them again.")
     out = Path(sweep.out)
     out.mkdir(parents=True, exist_ok=True)
     settings.write_yaml(out / "sweep.resolved.yaml", dataclasses.asdict(sweep))
@@ -180,23 +208,37 @@ def _run_inline(jobs, device, progress):
         config = dataclasses.replace(job.config, device=device)
         try:
             train(config, log=lambda line: print(f"  {line}", flush=True))
-        except ScalingfitError as err:
-            progress.finished(job.name, False, str(err))
+        except Exception as err:  # one failed job (a bad setting, out of memory) is reported
+            progress.finished(job.name, False, _why(err))  # and the others still run
             continue
         progress.finished(job.name)
 
 
+def _why(error) -> str:
+    return str(error) if isinstance(error, ScalingfitError) else f"{type(error).__name__}: {error}"
+
+
 _WORKER_DEVICE = None
+_INTERRUPTED = False
 
 
 def _worker_init(devices):
     global _WORKER_DEVICE
     _WORKER_DEVICE = devices.get()
+    signal.signal(signal.SIGINT, _interrupt)
+
+
+def _interrupt(signum, frame):
+    global _INTERRUPTED
+    _INTERRUPTED = True
+    raise KeyboardInterrupt
 
 
 def _worker_train(config: dict):
     from .train import train
 
+    if _INTERRUPTED:  # a job handed to this worker before Ctrl-C reached the sweep
+        raise KeyboardInterrupt
     config = settings.from_dict(TrainConfig, {**config, "device": _WORKER_DEVICE})
     train(config, log=lambda line: print(f"  [{_WORKER_DEVICE}] {line}", flush=True))
 
@@ -213,9 +255,14 @@ def _run_on_devices(jobs, devices, progress):
     with ProcessPoolExecutor(len(devices), mp_context=context, initializer=_worker_init,
                              initargs=(queue,)) as pool:
         futures = {pool.submit(_worker_train, dataclasses.asdict(j.config)): j for j in jobs}
-        for future in as_completed(futures):
-            error = future.exception()
-            progress.finished(futures[future].name, error is None, str(error or ""))
+        try:
+            for future in as_completed(futures):
+                error = future.exception()
+                progress.finished(futures[future].name, error is None,
+                                  _why(error) if error else "")
+        except KeyboardInterrupt:  # start nothing more; running jobs stop at the signal too
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def _run_submitit(jobs, sweep, progress):

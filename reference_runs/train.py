@@ -27,14 +27,17 @@ from pathlib import Path
 import numpy as np
 
 from scalingfit.errors import ScalingfitError, require
+from scalingfit.norms import CONVENTIONS
 
 require("torch", "torch")  # a clear message naming the extra, before the models import it
 
 from . import config as settings  # noqa: E402
 from .data import DATASETS, draw_train_subset, load  # noqa: E402
+from .devices import resolve_device  # noqa: E402
 from .models import ARCHITECTURES  # noqa: E402
 
-__all__ = ["TrainConfig", "resolve_config", "train", "add_arguments", "run"]
+__all__ = ["TrainConfig", "resolve_config", "train", "changed_settings", "add_arguments",
+           "run"]
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -101,6 +104,18 @@ def resolve_config(*, config_file=None, flags: dict | None = None,
         raise ScalingfitError(f"optimizer {config.optimizer!r}: choose adam, adamw or sgd.")
     if not config.seeds or len(set(config.seeds)) != len(config.seeds):
         raise ScalingfitError(f"seeds {config.seeds} must be distinct and at least one.")
+    for key, low in (("train_size", 1), ("epochs", 0), ("batch_size", 1),
+                     ("eval_batch_size", 1), ("n_evals", 1)):
+        if getattr(config, key) < low:
+            raise ScalingfitError(f"{key} = {getattr(config, key)}: it must be at least {low}.")
+    if config.lr <= 0:
+        raise ScalingfitError(f"lr = {config.lr}: the learning rate must be positive.")
+    if config.norm_convention not in CONVENTIONS:
+        raise ScalingfitError(f"norm_convention {config.norm_convention!r}: choose "
+                              f"{' or '.join(CONVENTIONS)}.")
+    if config.dataset != "digits" and not config.data_root:
+        raise ScalingfitError(f"{config.dataset} needs a data folder: --data-root DIR (in a "
+                              "sweep file: settings: {data_root: DIR}).")
     return config
 
 
@@ -131,10 +146,7 @@ def train(config: TrainConfig, *, log=print):
     from .stack import ModelStack
 
     out_path, config_path, checkpoint_path = paths(config)
-    if config.device == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(config.device)
+    device = resolve_device(config.device)
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest algorithms
@@ -310,12 +322,16 @@ def train(config: TrainConfig, *, log=print):
 _LOGGED = ("test_error", "train_error", "test_loss", "train_loss")
 
 
-def _check_same_run(saved: dict, config: TrainConfig, path):
+def changed_settings(saved: dict, config: TrainConfig) -> str:
+    """The settings that change the numbers and differ from ``saved``, as ``"key: old ->
+    new, ..."`` (empty when there are none)."""
     current = dataclasses.asdict(config)
-    differ = [k for k in current if k not in NOT_RESULTS
-              and _plain(saved.get(k)) != _plain(current[k])]
-    if differ:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in differ)
+    return ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in current
+                     if k not in NOT_RESULTS and _plain(saved.get(k)) != _plain(current[k]))
+
+
+def _check_same_run(saved: dict, config: TrainConfig, path):
+    if detail := changed_settings(saved, config):
         raise ScalingfitError(f"{path} is a checkpoint of different settings ({detail}). "
                               "Fix: restore those settings to resume, or delete the "
                               "checkpoint to start over.")
@@ -340,8 +356,12 @@ def _open_sinks(config: TrainConfig, ids):
         wandb_run = None
         if config.wandb:
             wandb = require("wandb", "wandb")
-            wandb_run = wandb.init(project=config.wandb, name=run, id=run, resume="allow",
-                                   config=dataclasses.asdict(config), reinit="create_new")
+            try:
+                wandb_run = wandb.init(project=config.wandb, name=run, id=run, resume="allow",
+                                       config=dataclasses.asdict(config), reinit="create_new")
+            except wandb.errors.Error as err:
+                raise ScalingfitError(f"W&B could not start run {run}: {err} Fix: `wandb "
+                                      "login`, or log locally with WANDB_MODE=offline.") from err
         sinks.append(MetricWriter(tensorboard=tensorboard, wandb=wandb_run))
     return sinks
 

@@ -25,6 +25,10 @@ __all__ = ["fit", "choose_norm", "prepare", "Group"]
 NORM_PREFERENCE = ("spectral_complexity", "spectral_product", "group21", "frobenius", "l1",
                    "l2")
 MIN_POINTS = 6  # a run with fewer logged steps cannot show a plateau, a slope and an optimum
+#: Below this median reach (:mod:`scalingfit.summaries`), γ1 is more than twice the steepest
+#: slope the group's curves show: say that it rests on the curve's shape. Curves drawn from
+#: the model itself reach 0.8–1 at the departure sharpness of the example groups.
+REACH_WARN = 0.5
 
 
 def choose_norm(table: pd.DataFrame, norm: str | None) -> str:
@@ -195,13 +199,21 @@ def fit(table: pd.DataFrame, *, norm: str | None = None, group_by=("architecture
             f"their optimum is treated as "
             f"{'a lower bound on λ*' if at_end == 'bound' else 'the last point'} "
             f"(at_end={at_end!r}).", ScalingfitWarning, stacklevel=2)
-    for g, group in enumerate(groups):
+    for g, (group, s) in enumerate(zip(groups, summaries)):
         share = data.censored[data.group == g].mean()
         if at_end == "bound" and share > 0.5:
             warnings.warn(f"group {group.name}: {share:.0%} of runs end before "
                           "their optimum, so γ2 and γ_conv are weakly identified; train longer, "
                           "or use at_end='optimum' (the paper's convention).", ScalingfitWarning,
                           stacklevel=2)
+        reach = float(np.median(s.reach))
+        if reach < REACH_WARN:
+            warnings.warn(f"group {group.name}: the fitted curves never fall as steeply as "
+                          f"their envelope slope (the median run reaches {reach:.2f} of it): γ1 "
+                          "is the asymptote of a bend, not a slope seen in the data, and is "
+                          "only as good as the curve's shape; look at the fit figure "
+                          "(scalingfit report), and see envelope_reach in summary.json.",
+                          ScalingfitWarning, stacklevel=2)
 
     if method == "full":
         from .full_model import build_full_model

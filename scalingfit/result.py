@@ -103,6 +103,7 @@ class FitResult:
                 "group_index": ("run", data.group),
                 "train_size": ("run", np.exp(data.ell + data.ell_center[data.group]).round()),
                 "beta": ("run", np.concatenate([s.beta for s in summaries])),
+                "reach": ("run", np.concatenate([s.reach for s in summaries])),
                 "x_scale": ("group", data.x_scale),
                 "x_center": ("group", data.x_center),
                 "ell_center": ("group", data.ell_center),
@@ -190,6 +191,9 @@ class FitResult:
             entry["n_censored"] = int(constant["censored"].to_numpy()[mine].sum())
             entry["train_sizes"] = sorted(int(p) for p in
                                           np.unique(constant["train_size"].to_numpy()[mine]))
+            if "reach" in constant:  # (absent from results saved before it was added)
+                entry["envelope_reach"] = round(
+                    float(np.median(constant["reach"].to_numpy()[mine])), 3)
             groups.append(entry)
         return {"norm": self.settings["norm"], "groups": groups,
                 "diagnostics": dict(self.diagnostics), "versions": self.meta["versions"],

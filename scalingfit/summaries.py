@@ -30,6 +30,13 @@ uncertainty is set by how much *runs* disagree, not by how many points each has.
 A run whose fitted minimum lies at or beyond its last logged point has not been seen to
 reach its optimum: it is flagged ``censored``, and carries ``x_last`` and the fitted
 ``y_last`` so that stage 2 can use ``x* ≥ x_last`` and ``y* ≤ y_last``.
+
+How much of its slope a run shows: ``reach``, the steepest descent of the fitted curve over
+the run's logged points as a fraction of ``γ``. Near 1, the run has a straight stretch at
+its envelope slope; well below 1, the curve bends from the plateau into the departure
+without one, and ``γ`` is the asymptote of that bend — as good as the smoothly broken power
+law is for these curves (exact on curves drawn from it; biased on curves that bend
+otherwise, such as the perceptron under gradient descent with weight decay).
 """
 
 from __future__ import annotations
@@ -82,6 +89,7 @@ class RunSummaries:
     y_last: np.ndarray         # fitted log error at the last point
     y_last_sd: np.ndarray
     n_points: np.ndarray
+    reach: np.ndarray          # steepest fitted descent over the logged points, / γ
     sharpness: float
     log_chance: float
     plateau_sharpness: float
@@ -114,11 +122,19 @@ def _unpack(params, n_runs):
     return theta, params[n_runs * _PER_RUN:]
 
 
-def _curve(params, data):
+def _curve(params, data, shift=0.0):
     theta, (log_s, log_c, log_h, _) = _unpack(params, data.n_runs)
     per_row = theta[data.run]
-    return learning_curve(data.x, per_row[:, 0], per_row[:, 1], np.exp(per_row[:, 2]),
+    return learning_curve(data.x + shift, per_row[:, 0], per_row[:, 1], np.exp(per_row[:, 2]),
                           np.exp(per_row[:, 3]), np.exp(log_s), log_c, np.exp(log_h))
+
+
+def _reach(params, data, gamma, step=1e-5):
+    """Per run: the steepest descent of the fitted curve at its logged points, over ``γ``."""
+    descent = (_curve(params, data, -step) - _curve(params, data, step)) / (2 * step)
+    steepest = np.full(data.n_runs, -np.inf)
+    np.maximum.at(steepest, data.run, descent)
+    return steepest / gamma
 
 
 def _variance(fitted, data, sigma0):
@@ -236,11 +252,12 @@ def _summaries(params, solution, data, fitted, sigma0):
         grad = _last_point_gradient(params, data, r, rows[-1])
         y_last_sd[r] = float(np.sqrt(max(grad @ inverse @ grad, 0.0)))
     censored = theta[:, 0] >= x_last - 1e-6
+    gamma = np.exp(theta[:, 2])
     return RunSummaries(
-        gamma=np.exp(theta[:, 2]), x_star=theta[:, 0].copy(), y_star=y_best,
+        gamma=gamma, x_star=theta[:, 0].copy(), y_star=y_best,
         cov=cov, shared_loading=loading, beta=np.exp(theta[:, 3]), censored=censored,
         x_first=x_first, x_last=x_last, y_last=y_last, y_last_sd=y_last_sd, n_points=n_points,
-        sharpness=float(np.exp(log_s)), log_chance=float(log_c),
+        reach=_reach(params, data, gamma), sharpness=float(np.exp(log_s)), log_chance=float(log_c),
         plateau_sharpness=float(np.exp(log_h)), sigma0=float(sigma0), cost=float(solution.cost),
         fitted=fitted)
 

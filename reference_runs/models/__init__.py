@@ -10,6 +10,7 @@ import dataclasses
 
 from scalingfit.errors import ScalingfitError
 
+from ..config import from_dict
 from .cnn import CNN, CNNConfig
 from .resnet import ResNet, ResNetConfig
 from .vit import ViT, ViTConfig
@@ -22,21 +23,14 @@ ARCHITECTURES = {"cnn": (CNNConfig, CNN), "resnet": (ResNetConfig, ResNet),
 
 
 def model_config(arch: str, options: dict | None = None):
-    """The config dataclass of ``arch`` with ``options`` applied; unknown keys are an error."""
+    """The config dataclass of ``arch`` with ``options`` applied; unknown keys and values
+    of the wrong type are errors (a single number where a list is expected is a list of
+    one: ``--model.channels=8`` is one convolution of 8 channels)."""
     if arch not in ARCHITECTURES:
         raise ScalingfitError(f"unknown architecture {arch!r}; choose one of "
                               f"{', '.join(ARCHITECTURES)}.")
-    config_class = ARCHITECTURES[arch][0]
-    fields = {f.name: f for f in dataclasses.fields(config_class)}
-    options = dict(options or {})
-    unknown = sorted(set(options) - set(fields))
-    if unknown:
-        raise ScalingfitError(f"unknown {arch} model option(s) {', '.join(unknown)}; valid: "
-                              f"{', '.join(fields)}.")
-    for key, value in options.items():  # YAML lists become the tuples the fields declare
-        if isinstance(value, list):
-            options[key] = tuple(value)
-    return config_class(**options)
+    return from_dict(ARCHITECTURES[arch][0], dict(options or {}),
+                     source=f"the {arch} model options")
 
 
 def build(arch: str, options: dict | None = None, *, in_channels: int, image_size: int,
@@ -46,8 +40,12 @@ def build(arch: str, options: dict | None = None, *, in_channels: int, image_siz
     from torch import nn
 
     config = model_config(arch, options)
-    model = ARCHITECTURES[arch][1](config, in_channels=in_channels, image_size=image_size,
-                                   num_classes=num_classes)
+    try:
+        model = ARCHITECTURES[arch][1](config, in_channels=in_channels, image_size=image_size,
+                                       num_classes=num_classes)
+    except ValueError as err:  # shapes that do not fit together: a setting to change
+        raise ScalingfitError(f"the {arch} model options {dataclasses.asdict(config)} do not "
+                              f"fit {image_size}×{image_size} inputs: {err}.") from err
     if init_scale != 1.0:
         for module in model.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):

@@ -42,17 +42,21 @@ def sections(result, check=None) -> list[tuple[str, list[str], list[list[str]], 
     summary = result.summary()
     out = []
     rows = [[f"{g['architecture']} / {g['dataset']}", str(g["n_runs"]), str(g["n_censored"]),
-             f"{len(g['train_sizes'])}: {g['train_sizes'][0]:,} – {g['train_sizes'][-1]:,}"]
+             f"{len(g['train_sizes'])}: {g['train_sizes'][0]:,} – {g['train_sizes'][-1]:,}",
+             _number(g.get("envelope_reach"))]
             + [exponent_text(g["params"][p])
                for p in ("gamma1", "gamma2", "gamma_pred", "gamma_conv")]
             for g in summary["groups"]]
     law = ("combined-law model: γ_conv is tied to γ1·γ2" if result.settings.get("tie_convergence")
            else "free convergence exponent γ_conv")
     out.append(("Exponents (posterior median and 90 % interval)",
-                ["group", "runs", "runs still improving", "sizes P", "γ1", "γ2", "γ1·γ2",
-                 "γ_conv"],
+                ["group", "runs", "runs still improving", "sizes P", "envelope reach", "γ1",
+                 "γ2", "γ1·γ2", "γ_conv"],
                 rows, f"Norm: {summary['norm']}; {law}; runs still improving at their last "
-                      f"step are treated as at_end={result.settings.get('at_end')!r}."))
+                      f"step are treated as at_end={result.settings.get('at_end')!r}. Envelope "
+                      "reach: the steepest descent of the median run's fitted curve over its "
+                      "logged range, as a fraction of its slope γ; below 0.5, γ1 is the "
+                      "asymptote of a bend rather than a slope seen in the data."))
     d = result.diagnostics
     out.append(("Sampler", ["max R-hat", "min bulk ESS", "min tail ESS", "divergences",
                             "chains × draws", "verdict"],

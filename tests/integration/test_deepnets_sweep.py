@@ -16,7 +16,7 @@ pytest.importorskip("sklearn")
 
 from reference_runs.sweep import read_sweep, run_sweep  # noqa: E402
 from reference_runs.train import resolve_config, train  # noqa: E402
-from scalingfit.errors import DataError, ScalingfitWarning  # noqa: E402
+from scalingfit.errors import DataError, ScalingfitError, ScalingfitWarning  # noqa: E402
 from scalingfit.fitting import fit  # noqa: E402
 from scalingfit.norm_logging import log_spaced_steps  # noqa: E402
 from scalingfit.table import validate  # noqa: E402
@@ -133,6 +133,30 @@ def test_sweep_over_two_local_devices(tmp_path, monkeypatch):
     assert validate(table, source="table").shape[0] == 2 * len(log_spaced_steps(1))
 
 
+@pytest.mark.slow
+def test_ctrl_c_stops_a_sweep_over_two_devices_at_once(tmp_path):
+    path = write_sweep(tmp_path, devices=["cpu", "cpu"],
+                       grid={"arch": ["cnn"], "dataset": ["digits"],
+                             "train_size": [64, 128, 256], "seed": [0, 1]},
+                       settings={"epochs": 200, "device": "cpu", "checkpoint_every_s": 0})
+    log = tmp_path / "sweep.log"
+    with open(log, "w") as out:  # its own process group, as a terminal's foreground job
+        process = subprocess.Popen(sweep_command(path), stdout=out, stderr=subprocess.STDOUT,
+                                   env=environment(), start_new_session=True)
+    deadline = time.monotonic() + 120
+    while (not all(f"epoch    2/200 cnn_digits_P64_seed{s}" in log.read_text() for s in (0, 1))
+           and time.monotonic() < deadline):
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does
+    start = time.monotonic()
+    assert process.wait(timeout=60) == 130
+    assert time.monotonic() - start < 30
+    # the two running jobs stopped (at their checkpoints); the four queued ones never started
+    left = {p.name for p in (tmp_path / "out" / "runs").iterdir()}
+    assert left and left <= {"cnn_digits_P64_seed0.ckpt", "cnn_digits_P64_seed1.ckpt"}, (
+        left, log.read_text()[-2000:])
+
+
 def test_sweep_files_are_checked(tmp_path):
     with pytest.raises(DataError, match="missing train_size, seed"):
         read_sweep(write_sweep(tmp_path, grid={"arch": ["cnn"], "dataset": ["digits"]}))
@@ -140,3 +164,43 @@ def test_sweep_files_are_checked(tmp_path):
         read_sweep(write_sweep(tmp_path, settings={"seed": 1}))
     with pytest.raises(DataError, match="unknown setting"):
         read_sweep(write_sweep(tmp_path, executr="local"))
+    with pytest.raises(DataError, match="the grid repeats train_size 16; seed 0"):
+        read_sweep(write_sweep(tmp_path, grid={"arch": ["cnn"], "dataset": ["digits"],
+                                               "train_size": [16, 16], "seed": [0, 0]}))
+
+
+def test_settings_errors_stop_the_sweep_before_any_job(tmp_path):
+    for changes, message in (({"devices": ["gpu"]}, "device 'gpu' is not one torch knows"),
+                             ({"settings": {"model": {"depth": 2}}},
+                              "cnn model options: unknown setting\\(s\\) depth")):
+        with pytest.raises(ScalingfitError, match=message):
+            run_sweep(read_sweep(write_sweep(tmp_path, **changes)), log=lambda line: None)
+        assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_a_failing_job_does_not_stop_the_others(tmp_path):
+    # digits has 1,297 training images: the P = 5000 job fails when it loads its data
+    path = write_sweep(tmp_path, grid={"arch": ["cnn"], "dataset": ["digits"],
+                                       "train_size": [5000, 16], "seed": [0]},
+                       settings={"epochs": 1, "device": "cpu"})
+    lines = []
+    with pytest.raises(ScalingfitError, match="1 job\\(s\\) did not finish: cnn_digits_P5000"):
+        run_sweep(read_sweep(path), log=lines.append)
+    assert any("cnn_digits_P5000_seed0 FAILED" in line and "between 1 and 1297" in line
+               for line in lines)
+    assert (tmp_path / "out" / "runs" / "cnn_digits_P16_seed0.csv").exists()
+
+
+def test_a_finished_job_with_other_settings_is_not_reused(tmp_path):
+    grid = {"arch": ["cnn"], "dataset": ["digits"], "train_size": [16], "seed": [0]}
+    run_sweep(read_sweep(write_sweep(tmp_path, grid=grid)), log=lambda line: None)
+    changed = write_sweep(tmp_path, grid=grid, settings={"epochs": 7, "batch_size": 16,
+                                                         "lr": 5e-3, "device": "cpu"})
+    with pytest.raises(ScalingfitError, match="cnn_digits_P16_seed0 \\(epochs: 6 -> 7\\)"):
+        run_sweep(read_sweep(changed), log=lambda line: None)
+    # settings that do not change the numbers (device, checkpoints) reuse the finished job
+    same = write_sweep(tmp_path, grid=grid, settings={"epochs": 6, "batch_size": 16,
+                                                      "lr": 5e-3, "device": "auto"})
+    lines = []
+    run_sweep(read_sweep(same), log=lines.append)
+    assert "1 jobs, 1 done, 0 to run" in lines[0]

@@ -110,6 +110,46 @@ def test_errors_are_one_line(tmp_path, capsys):
         main(["sweep", "s.yaml", "--bogus=1"])  # sweep takes no overrides
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--device", "gpu"], "device 'gpu' is not one torch knows"),
+    (["--batch-size", "0"], "batch_size = 0: it must be at least 1"),
+    (["--epochs", "-3"], "epochs = -3: it must be at least 0"),
+    (["--lr", "0"], "the learning rate must be positive"),
+    (["--norm_convention=foo"], "norm_convention 'foo': choose bft or paper"),
+    (["--model.kernel_size=2.5"], "'kernel_size' = 2.5 should be a int"),
+    (["--arch", "vit", "--model.patch_size=3"], "do not fit 8×8 inputs: patch_size 3"),
+    (["--dataset", "mnist"], "mnist needs a data folder: --data-root DIR"),
+], ids=["device", "batch-size", "epochs", "lr", "convention", "model-type", "model-shape",
+        "data-root"])
+def test_bad_settings_are_one_line_errors(tmp_path, capsys, flags, message):
+    code = main(["train", "--epochs", "1", "--out", str(tmp_path / "x.csv"), *flags])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and message in err, err
+    assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message without a GPU")
+def test_asking_for_cuda_without_one_is_a_one_line_error(tmp_path, capsys):
+    assert main(["train", "--device", "cuda", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "torch sees no CUDA device" in capsys.readouterr().err
+
+
+def test_a_single_number_for_a_list_option_is_a_list_of_one(tmp_path):
+    table = train(config(tmp_path, epochs=1, model={"channels": 8}), log=lambda line: None)
+    assert len(table) == 2 * 1  # steps 0 and 1 of one run
+
+
+def test_a_failed_download_is_a_clear_error(tmp_path, monkeypatch):
+    from reference_runs import data
+
+    # a real connection that fails at once: nothing listens on the discard port
+    monkeypatch.setitem(data._ARCHIVES, "cifar10",
+                        [("http://127.0.0.1:9/cifar-10-python.tar.gz", "0" * 32, ".")])
+    with pytest.raises(ScalingfitError, match="downloading http://127.0.0.1:9/.* failed"):
+        data.load("cifar10", tmp_path, download=True)
+    assert not list(tmp_path.glob("*.part"))
+
+
 def test_without_torch_the_message_names_the_extra():
     import subprocess
     import sys

@@ -72,6 +72,14 @@ def test_one_run_per_p_fits_with_a_warning():
     assert result.summary()["groups"][0]["n_runs"] == 6
 
 
+def test_curves_without_a_straight_stretch_are_flagged():
+    group = SimGroup("cnn", "mnist", gamma1=1.0, gamma2=0.5, sharpness=0.1)
+    table = simulate([group], train_sizes=(4000, 8000, 16000, 32000), n_seeds=2, seed=1)
+    with pytest.warns(ScalingfitWarning, match="never fall as steeply"):
+        result = sf.fit(table, seed=1, **QUICK)
+    assert result.summary()["groups"][0]["envelope_reach"] < 0.5
+
+
 def test_a_group_with_a_single_p_is_an_error():
     table = simulate(sf.simulation.EXAMPLE_GROUPS[:1], train_sizes=(4000,), n_seeds=2, seed=1)
     with pytest.raises(DataError, match="single train_size"):

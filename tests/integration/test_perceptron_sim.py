@@ -122,7 +122,8 @@ def test_gaussian_inputs_and_float64():
 
 @pytest.mark.parametrize("bad", [dict(alphas=(0.0,)), dict(optimizer="sgd"),
                                  dict(optimizer="adam", schedule="curvature"),
-                                 dict(radius=(1.0, -1.0)), dict(lr=-1.0)])
+                                 dict(radius=(1.0, -1.0)), dict(lr=-1.0),
+                                 dict(alphas=(1.0, 1.001))])
 def test_bad_settings_are_one_clear_error(bad):
     with pytest.raises(ScalingfitError, match="invalid perceptron settings"):
         _small(**bad)

@@ -32,6 +32,18 @@ def test_noiseless_curves_give_back_their_optima_and_slopes():
     assert not s.censored.any()
 
 
+@pytest.mark.parametrize("sharpness, low, high", [(None, 0.95, 1.0), (0.07, 0.0, 0.45)],
+                         ids=["straight-stretch", "all-bend"])
+def test_reach_says_whether_a_run_shows_its_envelope_slope(sharpness, low, high):
+    # a departure as sharp as the example's leaves a straight stretch at slope γ; a very
+    # soft one bends from the plateau into the rise without ever falling at γ
+    group = SimGroup("cnn", "mnist", gamma1=1.0, gamma2=0.5, sharpness=sharpness)
+    s, *_ = summarise(simulate([group], train_sizes=(4000, 16000), n_seeds=3, n_test=None,
+                               seed=1))
+    assert low <= np.median(s.reach) <= high
+    assert np.all(s.reach <= 1 + 1e-6)
+
+
 def test_binomial_noise_gives_covariances_that_match_the_scatter():
     table, truth = simulate([GROUP], train_sizes=(4000, 8000, 16000, 32000), n_seeds=6,
                             seed=3, return_truth=True)
