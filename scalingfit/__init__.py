@@ -5,7 +5,7 @@ a power of a norm of the weights, ε ≈ A·λ^(−γ1); the norm at which test 
 grows with the training-set size, λ* ≈ k2·P^γ2; together ε*(P) ∝ P^(−γ1·γ2).
 
 >>> import scalingfit as sf
->>> table = sf.load("runs.csv")                     # canonical table (DESIGN.md §3)
+>>> table = sf.load("runs.csv")                     # canonical table (docs/design.md §3)
 >>> result = sf.fit(table)                          # hierarchical Bayesian fit
 >>> result.summary()                                # γ1, γ2, γ1γ2, γ_conv per group
 >>> sf.check(table, result=result).table()          # do the combined laws predict ε*(P)?

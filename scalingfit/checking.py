@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path
+from .atomic import atomic_path, make_dir
 from .errors import DataError, ScalingfitError
 from .prediction import format_log, interval_text, log_interval_text, predictive_draws
 from .result import stat_summary
@@ -201,13 +201,15 @@ class CheckResult:
     fits: dict = field(default_factory=dict, repr=False)  # "free", "combined", "heldout"
 
     def to_dict(self) -> dict:
-        return {"groups": self.groups, "loo": self.comparison, "settings": self.settings,
-                "definitions": DEFINITIONS}
+        out = {"groups": self.groups, "loo": self.comparison, "settings": self.settings,
+               "definitions": DEFINITIONS}
+        if "table_sha256_16" in self.settings:  # top level too, as in a fit's summary.json
+            out["table_sha256_16"] = self.settings["table_sha256_16"]
+        return out
 
     def save(self, directory) -> list[Path]:
         """Write ``check.json`` and, beside it, each fit it made (``fit-<name>/``)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = make_dir(directory)
         path = directory / "check.json"
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(_json_safe(self.to_dict()), indent=2, allow_nan=False)
@@ -259,7 +261,71 @@ def load_check(path) -> dict:
     path = path / "check.json" if path.is_dir() else path
     if not path.exists():
         raise ScalingfitError(f"{path}: no check result there; run scalingfit check first.")
-    return json.loads(path.read_text())
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ScalingfitError(f"{path}: not a readable check.json ({err}). Fix: rerun "
+                              "scalingfit check ... --out DIR.") from err
+    if not isinstance(content, dict) or not isinstance(content.get("groups"), list):
+        raise ScalingfitError(f"{path}: not a check.json written by scalingfit check (no "
+                              "'groups'). Fix: rerun scalingfit check ... --out DIR.")
+    return content
+
+
+#: fit settings that change what the exponents are: a check made with other values is a check
+#: of other numbers (the sampler, its seed and the number of draws do not)
+IDENTITY_SETTINGS = ("norm", "group_by", "at_end", "n_test")
+
+
+def _group_names(groups) -> list[str]:
+    return [f"{g['architecture']} / {g['dataset']}" for g in groups]
+
+
+def check_matches(result, content: dict, where="the check") -> None:
+    """Refuse to put a check beside a fit of other data, or of the same data fitted otherwise.
+
+    ``check.json`` records the hash of the table it checked (``table_sha256_16``, as in a
+    fit's ``summary.json``), the hash of every fit it made (``settings.fit_tables``) and the
+    fit settings (``settings.fit``). The fit must be of that table (the check's own fit-free
+    or fit-combined, or any fit of the same data), with the same :data:`IDENTITY_SETTINGS`.
+    A ``check.json`` written before the hash was recorded is matched on its groups only.
+
+    Raises
+    ------
+    ScalingfitError
+        One line, naming ``where`` and the fix.
+    """
+    settings = content.get("settings") or {}
+    fix = ("Fix: report the fit the check was made from (or the check's own fit-free/), or "
+           "rerun scalingfit check on this fit: scalingfit check FIT_DIR --out DIR.")
+    checked = content.get("table_sha256_16") or settings.get("table_sha256_16")
+    mine = result.meta.get("table_sha256_16")
+    if checked and mine:
+        tables = settings.get("fit_tables") or {}
+        if mine == tables.get("heldout") and mine != checked:
+            raise ScalingfitError(
+                f"{where}: this fit is the check's held-out refit (fitted without the held-out "
+                "sizes), not a fit of the table the check judged. Fix: report the check's "
+                "fit-free/ (or fit-combined/) instead.")
+        accepted = {checked} | {h for name, h in tables.items() if name != "heldout"}
+        if mine not in accepted:
+            raise ScalingfitError(
+                f"{where} was made on another table (sha256 {checked}…) than this fit "
+                f"(sha256 {mine}…): its verdicts are not about these exponents. {fix}")
+    elif _group_names(content.get("groups", [])) != _group_names(result.groups):
+        raise ScalingfitError(
+            f"{where} judged the groups {_group_names(content.get('groups', []))}, this fit has "
+            f"{_group_names(result.groups)}: they are not of the same data. {fix}")
+    checked_fit = settings.get("fit") or {}
+    for key in IDENTITY_SETTINGS:
+        if key in checked_fit and key in result.settings:
+            theirs, ours = checked_fit[key], result.settings[key]
+            if isinstance(theirs, list | tuple) and isinstance(ours, list | tuple):
+                theirs, ours = list(theirs), list(ours)
+            if theirs != ours:
+                raise ScalingfitError(
+                    f"{where} was made with {key}={theirs!r}, this fit with {key}={ours!r}: "
+                    f"its verdicts are about other exponents. {fix}")
 
 
 def _fit_options(result, options: dict) -> dict:
@@ -338,9 +404,9 @@ def check(table: pd.DataFrame, *, result=None, holdout=None, tolerance: float = 
         free = fit(table, **{**fit_options, "tie_convergence": False})
         fit_options = _fit_options(free, fit_options)
     fits["free"] = free
-    if compare:
-        if combined is None:
-            combined = fit(table, **{**fit_options, "tie_convergence": True})
+    if compare and combined is None:
+        combined = fit(table, **{**fit_options, "tie_convergence": True})
+    if combined is not None:  # fitted for LOO, or given: saved either way (predict reads it)
         fits["combined"] = combined
 
     if holdout is None:
@@ -378,6 +444,10 @@ def check(table: pd.DataFrame, *, result=None, holdout=None, tolerance: float = 
     settings = {"tolerance": tolerance, "interval": 0.9,
                 "holdout": {names[g]: s for g, s in chosen.items()},
                 "fit": _fit_options(free, {}),
+                # what was checked: the hash of the table (a fit's table_sha256_16) and of
+                # each fit's, so a report refuses a check of other data (check_matches)
+                "table_sha256_16": free.meta.get("table_sha256_16"),
+                "fit_tables": {name: f.meta.get("table_sha256_16") for name, f in fits.items()},
                 "diagnostics": {name: f.diagnostics for name, f in fits.items()}}
     return CheckResult(groups=groups, comparison=comparison, settings=settings, fits=fits)
 
@@ -420,10 +490,12 @@ def format_check(content: dict) -> str:
         for name, d in loo["groups"].items():
             lines.append(f"{name:<28}{d['elpd_diff']:>+10.2f} +/- {d['se_diff']:.2f}  "
                          f"favours {d['favours']} ({d['n_levels']} sizes)")
-        high = loo["combined"]["n_pareto_k_above_0.7"] + loo["free"]["n_pareto_k_above_0.7"]
-        if high:
-            lines.append(f"  {high} left-out sizes have Pareto k > 0.7: those LOO terms are "
-                         "unreliable.")
+        high = {m: loo[m]["n_pareto_k_above_0.7"] for m in ("combined", "free")}
+        if any(high.values()):
+            lines.append(
+                "  Pareto k > 0.7 (those LOO terms are unreliable): " + "; ".join(
+                    f"{high[m]} of the {loo[m]['n_levels']} left-out sizes in the {m} model"
+                    for m in ("combined", "free")) + ".")
     lines += ["", "paper recipe (log-log least squares on windows), for reference:"]
     header = f"{'group':<28}{'gamma1':>9}{'gamma2':>9}{'g1*g2':>9}{'g_conv':>9}{'delta':>9}"
     lines += [header, "-" * len(header)]

@@ -1,12 +1,16 @@
 """The ``scalingfit`` command: parses arguments and calls the public API, nothing more.
 
 Every user-facing problem (a :class:`~scalingfit.errors.ScalingfitError`) is printed on one
-line and exits with status 2, without a traceback.
+line and exits with status 2, without a traceback; so is an OSError on a path that slipped
+past the checks (a backstop). Output paths are checked before any work is done, so a bad
+``--out`` never throws a finished fit away.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
 import warnings
 
@@ -86,9 +90,38 @@ def _load(args):
     return load(args.sources, args.mapping, nan_policy=args.nan_policy, return_report=True)
 
 
+def parse_sizes(values, flag: str, *, integer: bool = False, hint: str = "") -> list:
+    """Training-set sizes from the command line, separated by commas, spaces or both:
+    ``--train-size 64000 128000``, ``64000,128000``, ``"64000 128000"`` (and 6.4e4).
+
+    Anything else in the list (``12k``, ``4000x``) is an error naming the flag and the token,
+    never silently glued or dropped.
+    """
+    tokens = [t for v in ([values] if isinstance(values, str) else values)
+              for t in re.split(r"[,\s]+", str(v).strip()) if t]
+    if not tokens:
+        raise ScalingfitError(f"{flag} needs at least one training-set size, e.g. "
+                              f"{flag} 64000,128000.")
+    sizes = []
+    for token in tokens:
+        try:
+            value = float(token)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0) or (integer and value != int(value)):
+            kind = "a positive whole number" if integer else "a positive number"
+            raise ScalingfitError(
+                f"{flag}: {token!r} is not {kind}. It takes training-set sizes separated by "
+                f"commas or spaces, e.g. {flag} 4000,8000 or {flag} 4000 8000{hint}.")
+        sizes.append(int(value) if integer else value)
+    return sizes
+
+
 def _run_fit(args):
+    from .atomic import check_output_dir
     from .fitting import fit
 
+    check_output_dir(args.out)  # before minutes of fitting, not after
     table, reports = _load(args)
     if not args.quiet:
         for report in reports:
@@ -120,6 +153,9 @@ def _run_ingest(args):
         raise ScalingfitError("no SOURCE given; see --help.")
     if not args.out.lower().endswith(OUTPUT_SUFFIXES):  # say so before reading anything
         raise ScalingfitError(f"--out must end in one of {', '.join(OUTPUT_SUFFIXES)}.")
+    from .atomic import check_output_file
+
+    check_output_file(args.out)
     table, reports = load(args.sources, args.mapping, nan_policy=args.nan_policy,
                           return_report=True, show_progress=False if args.quiet else None)
     for report in reports:
@@ -138,9 +174,17 @@ def _fit_dir(path):
 
 
 def _load_fit(path):
+    from pathlib import Path
+
     from .result import FitResult
 
     if _fit_dir(path) is None:
+        path = Path(path)
+        if path.name == "fit-combined" and (path.parent / "check.json").exists():
+            raise ScalingfitError(
+                f"{path}: not saved: that check ran with --no-loo, which skips the combined-law "
+                "fit of all the data. Fix: rerun scalingfit check without --no-loo, or fit "
+                "it directly: scalingfit fit SOURCE --tie-convergence --out DIR.")
         raise ScalingfitError(f"{path}: not a fit directory (no posterior.nc); run "
                               "scalingfit fit ... --out DIR first.")
     return FitResult.load(path)
@@ -150,14 +194,21 @@ def _check_arguments(parser):
     _add_sources(parser)
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="output directory: check.json, and the fits it made (fit-*/)")
-    parser.add_argument("--holdout", metavar="P1,P2",
-                        help="training-set sizes to leave out of the out-of-sample refit "
-                             "(default: each group's largest)")
+    parser.add_argument("--holdout", nargs="+", action="extend", metavar="P",
+                        help="training-set sizes to leave out of the out-of-sample refit, "
+                             "separated by commas or spaces: --holdout 4000,8000 or "
+                             "--holdout 4000 8000 (default: each group's largest)")
     parser.add_argument("--tolerance", type=float, default=None, metavar="D",
                         help="largest |gamma_conv - gamma1*gamma2| a 'consistent' verdict "
                              "allows (default 0.1)")
     parser.add_argument("--no-loo", action="store_true",
-                        help="skip the PSIS-LOO comparison (one fit fewer)")
+                        help="skip the PSIS-LOO comparison and with it the combined-law fit "
+                             "of all the data: one fit fewer, and no fit-combined/ to "
+                             "predict from (unless FIT_DIR is a --tie-convergence fit)")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit with status 3 if any of its fits (free, combined, "
+                             "held-out) fails its diagnostics (R-hat, ESS, divergences); "
+                             "check.json and the fits are written all the same")
     _fit_options(parser)
     parser.description += (". SOURCE may also be one FIT_DIR written by scalingfit fit: its "
                            "fit is reused and its table.parquet refitted.")
@@ -166,8 +217,13 @@ def _check_arguments(parser):
 
 
 def _run_check(args):
+    from .atomic import check_output_dir
     from .checking import TOLERANCE, check
 
+    # say so before minutes of fitting: a bad size list, a bad output directory
+    holdout = None if args.holdout is None else parse_sizes(
+        args.holdout, "--holdout", integer=True, hint=" (after the SOURCE or FIT_DIR)")
+    check_output_dir(args.out)
     result = None
     if len(args.sources) == 1 and _fit_dir(args.sources[0]) is not None:
         result = _load_fit(args.sources[0])
@@ -181,12 +237,6 @@ def _run_check(args):
         if not args.quiet:
             for report in reports:
                 print(report.line(), file=sys.stderr)
-    try:
-        holdout = None if args.holdout is None else [
-            int(p) for p in args.holdout.replace(" ", "").split(",") if p]
-    except ValueError as err:
-        raise ScalingfitError(f"--holdout takes sizes separated by commas, got "
-                              f"{args.holdout!r}.") from err
     options = {k: getattr(args, k) for k in ("norm", "group_by", "n_test", "at_end", "sampler",
                                              "draws", "tune", "chains", "seed")}
     options = {k: v for k, v in options.items() if v is not None}
@@ -196,24 +246,48 @@ def _run_check(args):
     paths = outcome.save(args.out)
     print(outcome.table())
     print("wrote " + ", ".join(map(str, paths)))
+    if "combined" not in outcome.fits:
+        print("no fit-combined/ (--no-loo skips the combined-law fit of all the data): to "
+              "predict from the combined laws, rerun without --no-loo, or run scalingfit fit "
+              "SOURCE --tie-convergence --out DIR.")
+    failed = [name for name, f in outcome.fits.items() if f is not None and not f.converged]
+    if args.strict and failed:
+        print(f"--strict: the {', '.join(failed)} fit(s) failed their diagnostics: exit 3",
+              file=sys.stderr)
+        return 3
     return 0
 
 
 def _predict_arguments(parser):
     parser.add_argument("fit_dir", metavar="FIT_DIR", help="a directory written by scalingfit "
                                                            "fit (or check's fit-*/)")
-    parser.add_argument("--train-size", nargs="+", type=float, required=True, metavar="P",
-                        help="training-set sizes to predict at")
+    parser.add_argument("--train-size", nargs="+", action="extend", required=True,
+                        metavar="P",
+                        help="training-set sizes to predict at, separated by spaces or "
+                             "commas: --train-size 64000 128000 or --train-size 64000,128000")
     parser.add_argument("--json", metavar="FILE", help="also write the predictions as JSON")
+    parser.epilog = PREDICT_EPILOG
+
+
+PREDICT_EPILOG = """\
+chance: the laws hold below each group's chance error (the plateau stage 1 fits). A
+prediction whose median eps* is at or above it is not capped but flagged: ABOVE CHANCE in
+the table, "above_chance": true in the JSON (with "chance_error"); such a number is
+meaningless: expect about the chance error there. "reaches it" / "reaches_chance": only the
+upper end of the 90 % interval is at or above it.
+"""
 
 
 def _run_predict(args):
     import json
 
-    from .atomic import atomic_path
+    from .atomic import atomic_path, check_output_file
     from .prediction import predict, prediction_table
 
-    rows = predict(_load_fit(args.fit_dir), args.train_size)
+    sizes = parse_sizes(args.train_size, "--train-size")
+    if args.json:
+        check_output_file(args.json, "--json")
+    rows = predict(_load_fit(args.fit_dir), sizes)
     print(prediction_table(rows))
     if args.json:
         with atomic_path(args.json) as tmp:
@@ -233,11 +307,15 @@ def _report_arguments(parser):
 
 
 def _run_report(args):
-    from .checking import load_check
+    from .atomic import check_output_dir
+    from .checking import check_matches, load_check
     from .report import render
 
+    check_output_dir(args.out)
     result = _load_fit(args.fit_dir)
     outcome = load_check(args.check) if args.check else None
+    if outcome is not None:
+        check_matches(result, outcome, where=f"--check {args.check}")
     paths = render(result, args.out, check=outcome)
     print("wrote " + ", ".join(str(p) for p in paths[:2]) + f" and {len(paths) - 2} figure files")
     return 0
@@ -272,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (summary, add_arguments, run) in COMMANDS.items():
         sub = commands.add_parser(name, help=summary, description=summary, epilog=MAPPING_HELP,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-        add_arguments(sub)
+        add_arguments(sub)  # (may set its own epilog)
         sub.set_defaults(run=run)
     return parser
 
@@ -286,6 +364,14 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
               file=sys.stderr)
 
 
+def _os_error_text(err: OSError) -> str:
+    where = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
+    why = err.strerror or (str(err).strip().splitlines() or [type(err).__name__])[0]
+    where = f"{where}: " if where else ""
+    return (f"{where}{why} ({type(err).__name__}). Fix: check that path (a file where a "
+            "directory is needed, permissions, free space), or choose another one.")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning
@@ -295,6 +381,9 @@ def main(argv=None) -> int:
         return args.run(args)
     except ScalingfitError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a path the early checks could not foresee: still one line
+        print(f"error: {_os_error_text(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; no output was written", file=sys.stderr)

@@ -31,8 +31,9 @@ import pandas as pd
 import yaml
 
 from .errors import DataError
+from .table import COLUMNS, NORM_PATTERN
 
-__all__ = ["Mapping", "ALIASES", "RunTemplate"]
+__all__ = ["Mapping", "ALIASES", "RunTemplate", "suggest_template"]
 
 #: Source names recognised without a mapping, per canonical column (first match wins).
 ALIASES = {
@@ -53,6 +54,112 @@ NORM_UNITS = ("linear", "log", "log10")
 _SECTIONS = {"columns", "metrics", "units", "runs", "set"}
 #: Norms as loggers name them: ``norm/spectral``, ``norms/l1``, ``lognorm/fro``, ``norm.l1``.
 _NORM_TAG = re.compile(r"^(log)?norms?[/.](.+)$")
+_CANONICAL = tuple(c.name for c in COLUMNS)
+#: Canonical columns that take a unit (besides every ``norm_<name>``).
+_ERROR_COLUMNS = ("test_error", "train_error")
+
+
+def _distance(a: str, b: str) -> int:
+    """Edits (insert, delete, substitute, swap two neighbours) that turn ``a`` into ``b``."""
+    previous2, previous = None, list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1,
+                             previous[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def likely_typo(name: str, candidates=_CANONICAL) -> str | None:
+    """The candidate ``name`` is most likely a misspelling of, or None.
+
+    A name is taken for a typo when it is not a candidate itself but is within one edit
+    of one (names of up to 5 letters) or two edits (longer names), case ignored.
+    """
+    if name in candidates:
+        return None
+    limit = 1 if len(name) <= 5 else 2
+    scored = sorted((_distance(name.lower(), c.lower()), c) for c in candidates)
+    return scored[0][1] if scored and scored[0][0] <= limit else None
+
+
+def _refuse_typo(name: str, section: str, origin: str, what: str):
+    """Refuse a key of ``section`` that looks like a misspelt canonical column name."""
+    if NORM_PATTERN.match(name):
+        return
+    near = likely_typo(name)
+    if near is not None:
+        raise DataError(
+            f"'{name}' under '{section}' is not a canonical column, but is a letter or two "
+            f"away from '{near}': did you mean '{near}'? ({what})", source=origin,
+            fix=f"write '{near}' (a new column needs a name more than two edits away from a "
+                f"canonical one; see data_schema/README.md).")
+
+
+def _check_unit_key(key, unit, columns, origin):
+    """A key of ``units`` must be a canonical name that takes a unit."""
+    if key.startswith("norm_") or key in _ERROR_COLUMNS or key.endswith("_error"):
+        return
+    source_of = {v: k for k, v in columns.items()}
+    if key in source_of:
+        raise DataError(f"'{key}' under 'units' is the source's name of '{source_of[key]}'; "
+                        f"units take the canonical name.", source=origin,
+                        fix=f"write 'units: {{{source_of[key]}: {unit}}}'.")
+    alias = next((c for c, names in ALIASES.items() if key in names), None)
+    near = alias if alias in _ERROR_COLUMNS else likely_typo(key, _ERROR_COLUMNS)
+    problem = (f"'{key}' under 'units' is not a column of the table nor a canonical name "
+               f"that takes a unit (test_error, train_error, norm_<name>)")
+    problem += f"; did you mean '{near}'?" if near else "."
+    fix = (f"write 'units: {{{near}: {unit}}}'." if near else
+           "give the unit under the column's canonical name (after the mapping's renames).")
+    raise DataError(problem, source=origin, fix=fix)
+
+
+def suggest_template(name: str) -> str | None:
+    """A run-name template that reads ``name``, e.g. ``cnn-mnist-P12000-s0`` ->
+    ``{architecture}-{dataset}-P{train_size}-s{seed}``; None if no training-set size is
+    recognisable in it (a letter ``P``, ``N`` or ``n`` before a number).
+
+    Text before the size becomes architecture, then dataset; ``seed<k>``/``s<k>`` the seed,
+    and ``<letters><number>`` after it (``lr0.1``, ``WD0.0``) a field named by the letters.
+    """
+    base = Path(str(name)).name
+    parts = re.split(r"([_\-]+)", base)
+    fields, out, text_fields = set(), [], ["architecture", "dataset"]
+    size_at = next((i for i, part in enumerate(parts) if i % 2 == 0 and
+                    re.fullmatch(r"(?:P|N|n|ntrain|ntr)\d+", part)), None)
+    if size_at is None:
+        return None
+    for i, part in enumerate(parts):
+        if i % 2:
+            out.append(part)
+            continue
+        prefixed = re.fullmatch(r"([A-Za-z]+)(-?\d+(?:\.\d+)?(?:e-?\d+)?)", part)
+        if i == size_at:
+            field_name, prefix = "train_size", prefixed.group(1)
+        elif i < size_at and text_fields and not re.fullmatch(r"[\d.]+", part):
+            field_name, prefix = text_fields.pop(0), ""
+        elif prefixed and prefixed.group(1).lower() in ("seed", "s", "sd"):
+            field_name, prefix = "seed", prefixed.group(1)
+        elif prefixed and i > size_at:
+            field_name, prefix = prefixed.group(1).lower(), prefixed.group(1)
+        else:
+            out.append(part)
+            continue
+        if field_name in fields or not field_name.isidentifier():
+            out.append(part)
+            continue
+        fields.add(field_name)
+        out.append(f"{prefix}{{{field_name}}}")
+    template = "".join(out)
+    try:
+        parsed = RunTemplate(template).parse(base)
+    except re.error:
+        return None
+    return template if parsed and "train_size" in parsed else None
 
 
 @dataclass
@@ -112,23 +219,45 @@ class Mapping:
         if unknown:
             raise DataError(f"unknown section(s) {sorted(unknown)}; expected some of "
                             f"{sorted(_SECTIONS)}.", source=origin)
+        for section in _SECTIONS:
+            if content.get(section) is not None and not isinstance(content[section], dict):
+                raise DataError(f"'{section}' must be a dictionary, not "
+                                f"{type(content[section]).__name__}.", source=origin,
+                                fix=f"write it as '{section}: {{key: value}}' (see "
+                                    f"docs/ingest.md).")
         columns = {}
         for section in ("columns", "metrics"):
             for key, value in (content.get(section) or {}).items():
                 if key in columns and columns[key] != value:
                     raise DataError(f"'{key}' is mapped twice ({columns[key]!r}, {value!r}).",
                                     source=origin)
+                _refuse_typo(str(key), section, origin,
+                             "it would be read as an extra column under that name")
                 columns[str(key)] = str(value)
         units = {str(k): str(v) for k, v in (content.get("units") or {}).items()}
         for key, unit in units.items():
+            _check_unit_key(key, unit, columns, origin)
             allowed = NORM_UNITS if key.startswith("norm_") else ERROR_UNITS
-            if not (key.startswith("norm_") or key.endswith("_error")) or unit not in allowed:
+            if unit not in allowed:
                 raise DataError(f"unit {unit!r} for {key!r} is not understood.", source=origin,
                                 fix=f"errors take {ERROR_UNITS}; norm_* columns take "
                                     f"{NORM_UNITS}.")
         runs = content.get("runs") or {}
+        unknown = set(runs) - {"template"}
+        if unknown:
+            raise DataError(f"unknown key(s) {sorted(unknown)} under 'runs'; expected "
+                            f"'template'.", source=origin,
+                            fix="write 'runs: {template: \"{architecture}_P{train_size}_"
+                                "seed{seed}\"}'.")
         template = RunTemplate(runs["template"]) if runs.get("template") else None
-        return cls(columns, units, template, dict(content.get("set") or {}), origin)
+        if template is not None:
+            for name in template.regex.groupindex:
+                _refuse_typo(name, "runs: template", origin,
+                             "the template would fill a column of that name")
+        constants = {str(k): v for k, v in (content.get("set") or {}).items()}
+        for key in constants:
+            _refuse_typo(key, "set", origin, "'set' would add a column under that name")
+        return cls(columns, units, template, constants, origin)
 
     def apply(self, raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, dict]:
         """Rename, convert units and fill metadata; return the table and what was recognised.
@@ -137,6 +266,7 @@ class Mapping:
         """
         rename, recognised = self.resolve(raw.columns, source=source)
         table = raw.rename(columns=rename)
+        self._check_unit_columns(table, rename, source)
         if self.template is not None and "run_id" in table:
             table = self._parse_run_names(table, source)
         for key, value in self.constants.items():
@@ -197,6 +327,25 @@ class Mapping:
             else:  # the source's own values win; the template fills the gaps
                 table[column] = table[column].where(table[column].notna(), from_names)
         return table
+
+    def _check_unit_columns(self, table, rename, source):
+        """A unit given under a source name, or for a norm spelt unlike any of the table's."""
+        for column in self.units:
+            if column in table:
+                continue
+            if column in rename:
+                raise DataError(
+                    f"the mapping ({self.origin}) gives a unit for '{column}', which it reads "
+                    f"as '{rename[column]}'.", source=source, column=column,
+                    fix=f"units take the canonical name: write 'units: {{{rename[column]}: "
+                        f"{self.units[column]}}}'.")
+            norms = [c for c in table.columns if str(c).startswith("norm_")]
+            near = likely_typo(column, norms) if column.startswith("norm_") else None
+            if near is not None:
+                raise DataError(
+                    f"the mapping ({self.origin}) gives a unit for '{column}', which is not a "
+                    f"column of the table; did you mean '{near}'?", source=source,
+                    column=column, fix=f"write 'units: {{{near}: {self.units[column]}}}'.")
 
     def _convert_units(self, table, source):
         for column, unit in self.units.items():

@@ -1,7 +1,7 @@
 r"""Norm-based complexity measures of a network's weights, as natural logs.
 
 :func:`log_norms` returns five measures of a PyTorch model, each as a natural log so that
-products over dozens of layers never overflow (DESIGN.md §2: work in log λ everywhere).
+products over dozens of layers never overflow (docs/design.md §2: work in log λ everywhere).
 torch is imported inside the functions, so ``import scalingfit.norms`` works without it.
 
 >>> from scalingfit.norms import log_norms

@@ -1,6 +1,6 @@
 r"""The fixed-norm logistic perceptron in the limit N → ∞: ε(λ; α), its optimum and limits.
 
-The model (DESIGN.md §2, *Perceptron*): a teacher w* with ‖w*‖² = N labels P = αN inputs
+The model (docs/design.md §2, *Perceptron*): a teacher w* with ‖w*‖² = N labels P = αN inputs
 x_μ with i.i.d. zero-mean unit-variance entries, y_μ = sign(w*·x_μ/√N). A student w of
 fixed norm ‖w‖ = λ√N minimises the training loss
 
@@ -49,7 +49,7 @@ are O(1) even when V → ∞),
 
 :func:`solve_fixed_norm` finds the fixed point of this map on (θ, log V), warm-started
 along a λ path; ε(λ) comes out directly, with no root-finding on κ, which goes to 0 like
-e^{−cλ} (κ ≈ 1e-9 at α = 5, λ = 40; pitfall 4 of ``PERCEPTRON_THEORY.md``) and is
+e^{−cλ} (κ ≈ 1e-9 at α = 5, λ = 40; pitfall 4 of ``docs/perceptron_theory.md``) and is
 reported only as a diagnostic. Written in M, Q and log V, nothing overflows until
 V ~ 1e308, so the logistic path stays usable to λ = 100 and beyond (at α = 2, λ = 200,
 V = 6e80, a 4× finer quadrature changed ε by 1e-10).
@@ -85,7 +85,7 @@ Numerics
 
 Predicted exponents
 -------------------
-The two laws of DESIGN.md §2 are read off the theory curves (:func:`predicted_exponents`):
+The two laws of docs/design.md §2 are read off the theory curves (:func:`predicted_exponents`):
 γ2 is the slope of log λ_opt(α) against log α, γ_conv minus the slope of log ε_opt(α),
 and γ1 either minus the slope of the envelope log ε_opt against log λ_opt, or minus the
 slope of log(ε/ε_opt) against log(λ/λ_opt) along the curves, before the optimum (the

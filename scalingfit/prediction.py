@@ -24,6 +24,13 @@ convergence exponent. Every prediction says which.
 
 A size inside the group's range of P is an interpolation; outside, an extrapolation, with
 the factor by which it lies beyond the nearest P of the data.
+
+**Chance.** The laws describe errors below the group's chance plateau (stage 1 fits one per
+group, ``log_chance`` in the fit's ``constant_data``): a run cannot do worse than guessing,
+and a power law extrapolated to small P passes above it. Predictions there are not capped —
+a capped number would look like a prediction — but flagged: ``above_chance`` when the law's
+median ε* is at or above the chance error (the prediction is meaningless: the laws do not
+hold there), ``reaches_chance`` when only the upper end of its 90 % interval is.
 """
 
 from __future__ import annotations
@@ -35,8 +42,8 @@ import numpy as np
 from .errors import ScalingfitError
 from .result import stat_summary
 
-__all__ = ["predictive_draws", "predict", "data_range", "format_log", "interval_text",
-           "log_interval_text", "prediction_table"]
+__all__ = ["predictive_draws", "predict", "data_range", "chance_errors", "format_log",
+           "interval_text", "log_interval_text", "region_text", "prediction_table"]
 
 
 def predictive_draws(result, train_size: float, *, n_runs: int | None = None,
@@ -108,11 +115,15 @@ def predict(result, train_sizes, *, seed: int | None = None) -> list[dict]:
         the data; 1 inside), ``law`` (which convergence exponent), and the summaries
         ``{"mean", "median", "sd", "q05", "q95"}`` of ``eps_star`` (the law) and
         ``eps_star_run`` (one new run), and of ``log_lam_star`` and ``log_lam_star_run``
-        (natural log of the norm: norms may exceed the float range).
+        (natural log of the norm: norms may exceed the float range); ``chance_error`` (the
+        group's fitted chance plateau), ``above_chance`` (the law's median ε* is at or above
+        it: meaningless, the laws do not hold there) and ``reaches_chance`` (the upper end
+        of its 90 % interval is).
     """
     law = ("combined: gamma_conv = gamma1*gamma2" if result.settings.get("tie_convergence")
            else "fitted convergence exponent gamma_conv")
     ranges = data_range(result)
+    chance = chance_errors(result)
     rows = []
     for size in train_sizes:
         line = predictive_draws(result, float(size))
@@ -128,7 +139,25 @@ def predict(result, train_sizes, *, seed: int | None = None) -> list[dict]:
                 "log_lam_star": stat_summary(line["log_lam_star"][:, g]),
                 "log_lam_star_run": stat_summary(run["log_lam_star"][:, g]),
             })
+            rows[-1].update(_chance_flags(rows[-1]["eps_star"], chance[g]))
     return rows
+
+
+def chance_errors(result) -> list[float | None]:
+    """Each group's fitted chance-plateau error (None for a fit that did not record it)."""
+    c = result.idata.constant_data
+    if "log_chance" not in c:
+        return [None] * len(result.groups)
+    return [float(math.exp(v)) for v in c["log_chance"].to_numpy()]
+
+
+def _chance_flags(eps: dict, chance: float | None) -> dict:
+    """``chance_error``, ``above_chance`` (median at or above it), ``reaches_chance`` (the
+    90 % interval's upper end at or above it)."""
+    if chance is None:
+        return {"chance_error": None, "above_chance": False, "reaches_chance": False}
+    return {"chance_error": chance, "above_chance": bool(eps["median"] >= chance),
+            "reaches_chance": bool(eps["q95"] >= chance)}
 
 
 def format_log(log_value: float, digits: int = 3) -> str:
@@ -154,18 +183,49 @@ def log_interval_text(s: dict) -> str:
     return f"{format_log(s['median'])} [{format_log(s['q05'], 2)}, {format_log(s['q95'], 2)}]"
 
 
+def region_text(row: dict) -> str:
+    """``interpolation`` or ``extrapolation x2``, ``extrapolation x3.1e+04``."""
+    if row["region"] == "interpolation":
+        return "interpolation"
+    factor = row["factor"]
+    return f"extrapolation x{factor:.3g}" if factor < 1e4 else f"extrapolation x{factor:.2g}"
+
+
+def _columns(header: list[str], rows: list[list[str]], left=(0,)) -> list[str]:
+    """Aligned text columns, two spaces apart: those in ``left`` aligned to the left, the
+    rest to the right; every column as wide as its widest cell, so none runs into the next."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells):
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    out = [line(header)]
+    out.append("-" * len(out[0]))
+    return out + [line(r) for r in rows]
+
+
 def prediction_table(rows: list[dict]) -> str:
-    """A plain-text table of :func:`predict`'s rows: medians and 90 % intervals."""
-    header = (f"{'group':<26}{'P':>9}  {'where':<22}{'eps* (law)':>31}{'eps* (one run)':>31}"
-              f"{'lambda* (law)':>34}")
-    lines = [header, "-" * len(header)]
+    """A plain-text table of :func:`predict`'s rows: medians and 90 % intervals; rows at or
+    near the group's chance error are marked, and a note says what that means."""
+    header = ["group", "P", "where", "eps* (law)", "eps* (one run)", "lambda* (law)", "chance"]
+    cells = []
     for r in rows:
-        where = (r["region"] if r["region"] == "interpolation"
-                 else f"extrapolation x{r['factor']:.3g}")
-        name = f"{r['architecture']} / {r['dataset']}"
-        lines.append(f"{name:<26}{r['train_size']:>9}  {where:<22}"
-                     f"{interval_text(r['eps_star']):>31}{interval_text(r['eps_star_run']):>31}"
-                     f"{log_interval_text(r['log_lam_star']):>34}")
+        mark = ("ABOVE CHANCE" if r.get("above_chance")
+                else "reaches it" if r.get("reaches_chance") else "")
+        chance = "n/a" if r.get("chance_error") is None else f"{r['chance_error']:.3g}"
+        cells.append([f"{r['architecture']} / {r['dataset']}", str(r["train_size"]),
+                      region_text(r), interval_text(r["eps_star"]),
+                      interval_text(r["eps_star_run"]), log_interval_text(r["log_lam_star"]),
+                      f"{chance} {mark}".rstrip()])
+    lines = _columns(header, cells, left=(0, 2, 6))
     if rows:
         lines.append(f"eps* law: {rows[0]['law']}; intervals: 90 %.")
+    if any(r.get("above_chance") for r in rows):
+        lines.append("ABOVE CHANCE: the law's median eps* is at or above the group's fitted "
+                     "chance error (its plateau): the power laws do not hold there, so that "
+                     "prediction is meaningless; expect about the chance error.")
+    if any(r.get("reaches_chance") and not r.get("above_chance") for r in rows):
+        lines.append("reaches it: the upper end of the 90 % interval is at or above the chance "
+                     "error, where the laws stop holding.")
     return "\n".join(lines)

@@ -33,7 +33,7 @@ __all__ = ["FitResult", "exponent_text", "stat_summary"]
 
 
 def stat_summary(values) -> dict:
-    """``{"mean", "median", "sd", "q05", "q95"}`` of posterior draws (the DESIGN.md §4 S)."""
+    """``{"mean", "median", "sd", "q05", "q95"}`` of posterior draws (the docs/design.md §4 S)."""
     values = np.asarray(values, float).ravel()
     q05, median, q95 = np.quantile(values, [0.05, 0.5, 0.95])
     return {"mean": float(values.mean()), "median": float(median),
@@ -179,7 +179,7 @@ class FitResult:
             seeded_levels=c["seeded_levels"].to_numpy().astype(bool))
 
     def summary(self) -> dict:
-        """The ``summary.json`` content (DESIGN.md §4), with extra keys."""
+        """The ``summary.json`` content (docs/design.md §4), with extra keys."""
         constant = self.idata.constant_data
         groups = []
         for g, info in enumerate(self.groups):
@@ -202,10 +202,15 @@ class FitResult:
                 "table_sha256_16": self.meta["table_sha256_16"]}
 
     def table(self) -> str:
-        """A plain-text table of the exponents: median and 90 % interval per group."""
+        """A plain-text table of the exponents: median and 90 % interval per group (the
+        level stated; a combined-law fit says so)."""
         summary = self.summary()
         header = f"{'group':<28}{'runs':>5}" + "".join(f"{p:>24}" for p in PARAMS)
-        lines = [f"norm: {summary['norm']}", header, "-" * len(header)]
+        lines = [f"norm: {summary['norm']}; posterior median [90 % interval]"]
+        if self.settings.get("tie_convergence"):
+            lines.append("combined-law model (--tie-convergence): gamma_conv is tied to "
+                         "gamma1*gamma2, so their columns are the same")
+        lines += [header, "-" * len(header)]
         for group in summary["groups"]:
             name = f"{group['architecture']} / {group['dataset']}"
             cells = "".join(exponent_text(s).rjust(24) for s in group["params"].values())
@@ -236,10 +241,10 @@ class FitResult:
     def save(self, directory) -> list[Path]:
         """Write ``posterior.nc``, ``summary.json`` and the fitted ``table.parquet``, each
         atomically (the table lets ``scalingfit check`` refit without some sizes)."""
+        from .atomic import make_dir
         from .ingest import write_table
 
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = make_dir(directory)
         posterior, summary = directory / "posterior.nc", directory / "summary.json"
         with atomic_path(posterior) as tmp:
             self.idata.to_netcdf(str(tmp))
@@ -252,12 +257,32 @@ class FitResult:
     @classmethod
     def load(cls, directory) -> FitResult:
         """Read a result written by :meth:`save` (a directory or its ``posterior.nc``)."""
+        from .errors import ScalingfitError
+
         path = Path(directory)
         path = path / "posterior.nc" if path.is_dir() else path
-        idata = az.from_netcdf(str(path))
-        attrs = idata.posterior.attrs
-        settings, diagnostics, meta = (json.loads(attrs[f"scalingfit_{k}"])
-                                       for k in ("settings", "diagnostics", "meta"))
+        rerun = "Fix: rerun scalingfit fit ... --out DIR to write it again."
+        try:
+            idata = az.from_netcdf(str(path))
+            attrs = idata.posterior.attrs
+        except FileNotFoundError as err:
+            raise ScalingfitError(f"{path}: no such file. {rerun}") from err
+        except (OSError, ValueError, KeyError, AttributeError) as err:
+            # h5py/netCDF4 raise OSError on a truncated or garbled file, xarray ValueError
+            why = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ScalingfitError(f"{path}: cannot be read as a fit's posterior ({why}); it is "
+                                  f"damaged or incomplete. {rerun}") from err
+        try:
+            settings, diagnostics, meta = (json.loads(attrs[f"scalingfit_{k}"])
+                                           for k in ("settings", "diagnostics", "meta"))
+        except (KeyError, ValueError) as err:
+            raise ScalingfitError(f"{path}: not written by scalingfit (no readable "
+                                  f"scalingfit_* attributes). {rerun}") from err
         table = path.parent / "table.parquet"
-        table = pd.read_parquet(table) if table.exists() else None
+        try:
+            table = pd.read_parquet(table) if table.exists() else None
+        except (OSError, ValueError) as err:
+            why = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ScalingfitError(f"{table}: cannot be read ({why}); it is damaged or "
+                                  f"incomplete. {rerun}") from err
         return cls(idata, settings=settings, diagnostics=diagnostics, meta=meta, table=table)

@@ -1,6 +1,6 @@
 """Stage 1: each run's curve, summarised by its optimum and its envelope slope.
 
-Where the information is (DESIGN.md §2b): γ1 comes from the slope of the power-law part of
+Where the information is (docs/design.md §2b): γ1 comes from the slope of the power-law part of
 every curve; γ2 and γ_conv come from one optimum per run. So each group's runs are fitted
 jointly by weighted least squares to :func:`scalingfit.laws.learning_curve`, with
 

@@ -1,6 +1,6 @@
 """The canonical table: the contract between readers, reference runs and the fit.
 
-One row per (run, logged step), long format (DESIGN.md §3). :data:`COLUMNS` is the single
+One row per (run, logged step), long format (docs/design.md §3). :data:`COLUMNS` is the single
 source of truth; ``data_schema/canonical_table.schema.json`` is generated from it
 (``python -m scalingfit.table > data_schema/canonical_table.schema.json``) and a test keeps
 the two in step. :func:`validate` is the one validator everything goes through: it names
@@ -10,6 +10,7 @@ the source, the row and the column of the first problem, and says how to fix it.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 
@@ -28,7 +29,7 @@ __all__ = [
     "schema",
 ]
 
-#: Value used for a group key that the table does not have (DESIGN.md §3: one group).
+#: Value used for a group key that the table does not have (docs/design.md §3: one group).
 DEFAULT_GROUP = "all"
 GROUP_KEYS = ("architecture", "dataset")
 NORM_PATTERN = re.compile(r"^(log)?norm_(.+)$")
@@ -91,8 +92,30 @@ def log_norm(table: pd.DataFrame, name: str) -> np.ndarray:
     raise KeyError(name)
 
 
-def _fmt(value):
-    return f"{value:g}" if isinstance(value, (int, float, np.number)) else repr(value)
+#: Largest float32: TensorBoard stores scalars as float32, so a larger norm becomes inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: How a hint names the nan policy for both the CLI and the Python user.
+OMIT_HINT = "--nan-policy omit (nan_policy='omit' in Python)"
+
+
+def _fmt(value) -> str:
+    """A value as a person writes it (12000, 0.25, inf, 'cnn'), never numpy's repr."""
+    if value is None:
+        return "empty"
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        if math.isnan(number):
+            return "NaN"
+        if math.isinf(number):
+            return "inf" if number > 0 else "-inf"
+        if number.is_integer() and abs(number) < 1e15:
+            return str(int(number))
+        return f"{number:.6g}"
+    return repr(str(value))
 
 
 def _first(table, mask):
@@ -108,46 +131,67 @@ def _numeric(table, name, source):
     bad = values.isna() & raw.notna()
     if bad.any():
         row, more = _first(table, bad)
-        raise DataError(f"{raw[row]!r} is not a number{more}.", source=source, row=row,
+        raise DataError(f"{_fmt(raw[row])} is not a number{more}.", source=source, row=row,
                         column=name, fix="write plain numbers in this column.")
     return values.astype(float)
 
 
-def _check_range(table, name, values, source, *, kind, minimum, maximum, exclusive=False):
+def _check_range(table, name, values, source, *, kind, minimum, maximum, exclusive=False,
+                 reader=None):
+    omissible = name == "test_error" or bool(NORM_PATTERN.match(name))
     nan = values.isna()
     if nan.any():
         row, more = _first(table, nan)
+        skip = (f"; {OMIT_HINT} skips rows with a missing test_error or norm and counts them"
+                if omissible else "")
         raise DataError(f"value is missing (NaN){more}.", source=source, row=row, column=name,
-                        fix="fill it in, or remove the row (scalingfit never drops rows "
-                            "silently; pass nan_policy='omit' to drop such rows with a count).")
+                        fix=f"fill it in, or remove the row (scalingfit never drops rows "
+                            f"silently{skip}).")
     inf = ~np.isfinite(values)
     if inf.any():
         row, more = _first(table, inf)
-        raise DataError(f"value {_fmt(values[row])} is not finite{more}.", source=source, row=row,
-                        column=name, fix="remove or correct the diverged entry.")
+        skip = (f"; or skip such rows with {OMIT_HINT}, which counts them" if omissible
+                else "")
+        problem = f"value {_fmt(values[row])} is not finite{more}."
+        fix = f"remove or correct the diverged entry{skip}."
+        if reader == "tensorboard" and name.startswith("norm_") and values[row] > 0:
+            problem = (f"value inf{more}: TensorBoard stores scalars as float32, so a norm "
+                       f"above {FLOAT32_MAX:.3g} is written as inf.")
+            norm = name[len("norm_"):]
+            fix = (f"log the norm's natural log instead, under the tag 'lognorm/{norm}' (read "
+                   f"as 'lognorm_{norm}', used as a log, never exponentiated; or map any tag "
+                   f"to it with 'metrics: {{lognorm_{norm}: <tag>}}'), e.g. "
+                   f"writer.add_scalar('lognorm/{norm}', math.log(norm), step){skip}.")
+        raise DataError(problem, source=source, row=row, column=name, fix=fix)
     if kind == "integer":
         frac = values != np.round(values)
         if frac.any():
             row, more = _first(table, frac)
+            fix = "write an integer."
+            if name == "step":
+                fix = ("steps are integers: use the iteration count (or the evaluation index) "
+                       "as step; a fractional epoch can stay in the table as a column of "
+                       "another name (e.g. 'epoch_float').")
             raise DataError(f"{_fmt(values[row])} is not a whole number{more}.", source=source,
-                            row=row, column=name, fix="write an integer.")
+                            row=row, column=name, fix=fix)
     if minimum is not None:
         low = values <= minimum if exclusive else values < minimum
         if low.any():
             row, more = _first(table, low)
             relation = ">" if exclusive else "≥"
-            raise DataError(f"{_fmt(values[row])} is out of range; expected {relation} {minimum}"
-                            f"{more}.", source=source, row=row, column=name,
+            raise DataError(f"{_fmt(values[row])} is out of range; expected {relation} "
+                            f"{_fmt(minimum)}{more}.", source=source, row=row, column=name,
                             fix=_range_fix(name))
     if maximum is not None:
         high = values > maximum
         if high.any():
             row, more = _first(table, high)
-            problem = f"{_fmt(values[row])} is out of range; expected ≤ {maximum}{more}."
+            problem = (f"{_fmt(values[row])} is out of range; expected ≤ {_fmt(maximum)}"
+                       f"{more}.")
             fix = _range_fix(name)
             if name.endswith("_error") and (values <= 100).all():
                 problem = (f"{_fmt(values[row])} is above 1: the errors look like percent "
-                           f"(max {values.max():g}), but the table says fraction{more}.")
+                           f"(max {_fmt(values.max())}), but the table says fraction{more}.")
                 fix = (f"divide by 100, or declare the unit in a mapping file "
                        f"(--map) with 'units: {{{name}: percent}}'.")
             raise DataError(problem, source=source, row=row, column=name, fix=fix)
@@ -160,7 +204,8 @@ def _range_fix(name):
     return f"see the '{name}' entry in data_schema/README.md."
 
 
-def validate(table: pd.DataFrame, *, source: str = "<table>", nan_policy: str = "raise"):
+def validate(table: pd.DataFrame, *, source: str = "<table>", nan_policy: str = "raise",
+             reader: str | None = None, mapping=None):
     """Check a table against the canonical schema and return it in canonical form.
 
     Parameters
@@ -171,8 +216,15 @@ def validate(table: pd.DataFrame, *, source: str = "<table>", nan_policy: str = 
     source : str
         Name of the source, for error messages.
     nan_policy : {"raise", "omit"}
-        What to do with rows whose ``test_error`` or a norm is NaN: raise (default), or drop
-        them and count them in ``result.attrs["omitted_rows"]``.
+        What to do with rows whose ``test_error`` or a norm is NaN or infinite: raise
+        (default), or drop them and count them in ``result.attrs["omitted_rows"]``
+        (``result.attrs["omitted_inf_norms"]`` counts those with an infinite norm).
+    reader : str, optional
+        The kind of source the table was read from (``"table"``, ``"tensorboard"``,
+        ``"wandb"``, ...), so that the fixes fit it: a log has no columns to rename, and
+        TensorBoard stores float32.
+    mapping : scalingfit.mapping.Mapping, optional
+        The mapping the table was read with, so that the fixes refer to it.
 
     Returns
     -------
@@ -200,6 +252,7 @@ def validate(table: pd.DataFrame, *, source: str = "<table>", nan_policy: str = 
     if len(duplicated):
         raise DataError(f"the column '{duplicated[0]}' appears twice.", source=source,
                         column=duplicated[0], fix="rename or remove one of them.")
+    _check_delimiter(table, source)
     missing = [c.name for c in COLUMNS if c.required and c.name not in table]
     norms = norm_names(table)
     if missing or not norms:
@@ -209,44 +262,33 @@ def validate(table: pd.DataFrame, *, source: str = "<table>", nan_policy: str = 
         raise DataError(
             f"missing required column(s): {what}; found {', '.join(map(repr, table.columns))}.",
             source=source, column=missing[0] if missing else None,
-            fix="rename the columns to the canonical names, or pass a mapping file "
-                "(--map mapping.yaml, e.g. 'columns: {test_error: val_err}'); "
-                "see data_schema/README.md.")
+            fix=_missing_fix(table, missing, bool(norms), reader, mapping))
 
-    omitted = 0
+    omitted, omitted_inf_norms = 0, 0
     value_columns = ["test_error"] + [c for c in table.columns if NORM_PATTERN.match(c)]
     if nan_policy == "omit":
-        drop = table[value_columns].isna().any(axis=1)
+        # NaN or +-inf; an entry that is not a number at all stays, and is reported below
+        numbers = table[value_columns].apply(pd.to_numeric, errors="coerce")
+        infinite = numbers.isin([np.inf, -np.inf])
+        drop = table[value_columns].isna().any(axis=1) | infinite.any(axis=1)
         omitted = int(drop.sum())
+        norm_inf = infinite[[c for c in value_columns if c.startswith("norm_")]].any(axis=1)
+        omitted_inf_norms = int(norm_inf.sum())
         table = table[~drop]
         if len(table) == 0:
-            raise DataError(f"all {omitted} rows have a missing test_error or norm.",
-                            source=source, fix="check the column mapping.")
+            fix = "check the column mapping."
+            if omitted_inf_norms:
+                fix = ("norms must be finite; if they are too large for the logger "
+                       "(TensorBoard stores float32, largest "
+                       f"{FLOAT32_MAX:.3g}), log their natural log as 'lognorm/<name>'.")
+            raise DataError(f"all {omitted} rows have a missing or non-finite test_error or "
+                            f"norm ({omitted_inf_norms} with an infinite norm).",
+                            source=source, fix=fix)
 
-    for name in ("run_id", *GROUP_KEYS, "source"):
-        if name not in table:
-            if name in GROUP_KEYS:
-                table[name] = DEFAULT_GROUP
-            continue
-        if name == "source" and table[name].isna().all():
-            continue
-        null = table[name].isna() | (table[name].astype(str).str.strip() == "")
-        if null.any():
-            row, more = _first(table, null)
-            raise DataError(f"value is empty{more}.", source=source, row=row, column=name,
-                            fix=f"give every row a {name}.")
-        table[name] = table[name].astype(str).str.strip()
-
-    for column in COLUMNS:
-        if column.kind == "string" or column.name not in table:
-            continue
-        values = _numeric(table, column.name, source)
-        if not column.required and values.isna().all():
-            continue  # an optional column that was left empty
-        _check_range(table, column.name, values, source, kind=column.kind,
-                     minimum=column.minimum, maximum=column.maximum)
-        table[column.name] = values.astype("int64") if column.kind == "integer" else values
-
+    # required columns first: a truncated line is reported at its first missing value
+    _check_strings(table, ("run_id",), source)
+    _check_numbers(table, [c for c in COLUMNS if c.required and c.kind != "string"], source,
+                   reader)
     for name in table.columns:
         match = NORM_PATTERN.match(name)
         if not match:
@@ -254,8 +296,17 @@ def validate(table: pd.DataFrame, *, source: str = "<table>", nan_policy: str = 
         values = _numeric(table, name, source)
         is_log = bool(match.group(1))
         _check_range(table, name, values, source, kind="number",
-                     minimum=None if is_log else 0.0, maximum=None, exclusive=True)
+                     minimum=None if is_log else 0.0, maximum=None, exclusive=True,
+                     reader=reader)
         table[name] = values
+    for name in GROUP_KEYS:
+        if name not in table:
+            table[name] = DEFAULT_GROUP
+    _check_strings(table, GROUP_KEYS, source)
+    _check_numbers(table, [c for c in COLUMNS if not c.required and c.kind != "string"],
+                   source, reader)
+    if "source" in table and not table["source"].isna().all():
+        _check_strings(table, ("source",), source)
 
     _check_per_run(table, source)
     key = table[["run_id", "step"]]
@@ -265,7 +316,7 @@ def validate(table: pd.DataFrame, *, source: str = "<table>", nan_policy: str = 
         first = table.loc[rows[0], ["run_id", "step"]]
         twin = rows[(key.loc[rows] == first.values).all(axis=1).to_numpy()]
         raise DataError(
-            f"run '{first['run_id']}' has step {first['step']} twice (rows "
+            f"run '{first['run_id']}' has step {_fmt(first['step'])} twice (rows "
             f"{', '.join(map(str, twin[:3]))}); {int(dup.sum())} rows are duplicates in all.",
             source=source, row=twin[1], column="step",
             fix="remove the repeated rows, or give each run a unique run_id.")
@@ -275,7 +326,126 @@ def validate(table: pd.DataFrame, *, source: str = "<table>", nan_policy: str = 
     order += [c for c in table.columns if c not in order]
     table = table[order].sort_values(["run_id", "step"], kind="stable")
     table.attrs["omitted_rows"] = omitted
+    table.attrs["omitted_inf_norms"] = omitted_inf_norms
     return table
+
+
+def _check_strings(table, names, source):
+    """String columns: no empty entry; stored stripped."""
+    for name in names:
+        if name not in table:
+            continue
+        null = table[name].isna() | (table[name].astype(str).str.strip() == "")
+        if null.any():
+            row, more = _first(table, null)
+            article = "an" if name[0] in "aeiou" else "a"
+            raise DataError(f"value is empty{more}.", source=source, row=row, column=name,
+                            fix=f"give every row {article} {name}.")
+        table[name] = table[name].astype(str).str.strip()
+
+
+def _check_numbers(table, columns, source, reader):
+    for column in columns:
+        if column.name not in table:
+            continue
+        values = _numeric(table, column.name, source)
+        if not column.required and values.isna().all():
+            continue  # an optional column that was left empty
+        _check_range(table, column.name, values, source, kind=column.kind,
+                     minimum=column.minimum, maximum=column.maximum, reader=reader)
+        table[column.name] = values.astype("int64") if column.kind == "integer" else values
+
+
+_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def _check_delimiter(table, source):
+    """A table of one column whose name holds ';' or a tab was split at the wrong character."""
+    if table.shape[1] != 1:
+        return
+    header = str(table.columns[0])
+    for character, name in _DELIMITERS.items():
+        if character in header:
+            raise DataError(
+                f"the header is one column, {header!r}: the file looks {name}-separated.",
+                source=source, row=1, column=header,
+                fix=f"give the file to scalingfit.load or `scalingfit ingest`, which detect "
+                    f"the delimiter, or read it with pandas.read_csv(path, sep={character!r}).")
+
+
+def _missing_fix(table, missing, has_norm, reader, mapping) -> str:
+    """How to get the missing required columns, for this kind of source and mapping."""
+    is_log = reader is not None and reader != "table"
+    where = (f"in your mapping ({mapping.origin})" if mapping is not None
+             else "in a mapping file (--map mapping.yaml; mapping= in Python)")
+    section = "metrics" if is_log else "columns"
+    fixes = []
+    values = [m for m in missing if m in ("run_id", "step", "test_error")]
+    if values:
+        example = {"test_error": "val_err", "step": "epoch", "run_id": "name"}[values[0]]
+        if is_log:
+            fixes.append(f"name the metric that holds {values[0]} {where}, e.g. "
+                         f"'metrics: {{{values[0]}: <tag>}}'")
+        else:
+            fixes.append(f"rename the column(s) to the canonical names, or map them {where}, "
+                         f"e.g. 'columns: {{{values[0]}: {example}}}'")
+    meta = [m for m in missing if m not in values]
+    if meta:
+        fixes.append(_metadata_fix(table, meta, is_log, where, mapping))
+    if not has_norm:
+        fixes.append(_norm_fix(table, section, where, mapping))
+    return "; ".join(fixes) + "; see data_schema/README.md."
+
+
+def _metadata_fix(table, meta, is_log, where, mapping) -> str:
+    from .mapping import suggest_template  # mapping imports this module
+
+    names = ", ".join(f"'{m}'" for m in meta)
+    if not is_log:
+        start = (f"map the column that holds {names} {where} (e.g. 'columns: {{{meta[0]}: "
+                 f"P}}'), or, as run metadata, ")
+    else:
+        start = f"{names} is run metadata, which these logs do not hold: "
+    template = getattr(mapping, "template", None)
+    run = str(table["run_id"].dropna().iloc[0]) if "run_id" in table and \
+        table["run_id"].notna().any() else None
+    if template is not None:
+        how = (f"add {{{meta[0]}}} to the run-name template {where} "
+               f"({template.template!r} has no such field)")
+    else:
+        suggested = suggest_template(run) if run is not None else None
+        how = (f"take it from the run names with a template {where}, e.g. "
+               f"'runs: {{template: \"{suggested or '{architecture}_P{train_size}_seed{seed}'}"
+               f"\"}}'")
+        if run is not None:
+            how += f" (written {'from' if suggested else 'to match'} the run name '{run}')"
+    return (f"{start}{how}, or give every row one value with "
+            f"'set: {{{meta[0]}: <value>}}' (see docs/ingest.md)")
+
+
+def _norm_fix(table, section, where, mapping) -> str:
+    text = ("a norm's canonical name starts with 'norm_' (or 'lognorm_' for its natural "
+            "log)")
+    columns = getattr(mapping, "columns", None) or {}
+    wrong = [(k, v) for k, v in columns.items() if "norm" in k.lower() and
+             not NORM_PATTERN.match(k)]
+    if wrong:
+        key, value = wrong[0]
+        return (f"the mapping ({mapping.origin}) maps {value!r} to {key!r}, but {text}: "
+                f"write '{_as_norm(key)}: {value}'")
+    normish = [c for c in table.columns if "norm" in c.lower()]
+    example = normish[0] if normish else "<column>"
+    return (f"{text}: rename the column, or map it {where}, e.g. "
+            f"'{section}: {{{_as_norm(example)}: {example}}}'")
+
+
+def _as_norm(name: str) -> str:
+    """A canonical norm name for a column such as 'spectral_norm' -> 'norm_spectral'."""
+    if name == "<column>":
+        return "norm_<name>"
+    core = re.sub(r"(?i)norms?", "", name)
+    core = re.sub(r"[^0-9A-Za-z]+", "_", core).strip("_")
+    return f"norm_{core}" if core else "norm_<name>"
 
 
 def _check_per_run(table, source):
@@ -288,8 +458,9 @@ def _check_per_run(table, source):
         values = table.loc[rows, column]
         second = rows[(values != values.iloc[0]).to_numpy()][0]
         raise DataError(
-            f"run '{run}' has more than one {column} ({values.iloc[0]!r} at row {rows[0]}, "
-            f"{values[second]!r} here).", source=source, row=second, column=column,
+            f"run '{run}' has more than one {column} ({_fmt(values.iloc[0])} at row "
+            f"{rows[0]}, {_fmt(values[second])} here).", source=source, row=second,
+            column=column,
             fix=f"{column} must be constant within a run; give the runs distinct run_ids.")
 
 

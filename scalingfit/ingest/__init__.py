@@ -1,4 +1,4 @@
-"""Readers that turn training logs into the canonical table (DESIGN.md §3).
+"""Readers that turn training logs into the canonical table (docs/design.md §3).
 
 One module per source (:mod:`.csv`, :mod:`.tensorboard`, :mod:`.wandb`, :mod:`.paper`);
 :func:`load` works out which reader each source needs — a directory may hold several
@@ -16,13 +16,15 @@ import pandas as pd
 from ..atomic import atomic_path
 from ..errors import DataError
 from ..mapping import Mapping
-from ..table import validate
+from ..table import FLOAT32_MAX, validate
 from . import csv, paper, tensorboard, wandb
 from ._common import SourceReport, check_error_units, progress
 
 __all__ = ["load", "read_source", "write_table", "SourceReport", "OUTPUT_SUFFIXES"]
 
 OUTPUT_SUFFIXES = (".parquet", ".pq", ".csv")
+#: The reason under which rows dropped by ``nan_policy="omit"`` are counted.
+OMITTED = "NaN or inf test_error or norm (--nan-policy omit)"
 _LOOKED_FOR = ("TensorBoard event files, W&B run logs (run-*.wandb), W&B CSV exports, "
                "the paper's .npy run files, CSV/Parquet tables")
 
@@ -86,10 +88,15 @@ def read_source(path, mapping: Mapping | None = None, *, nan_policy: str = "rais
     if "source" not in table:
         table["source"] = str(path)
     check_error_units(table, mapping, source=str(path))
-    table = validate(table, source=str(path), nan_policy=nan_policy)
+    table = validate(table, source=str(path), nan_policy=nan_policy, reader=report.reader,
+                     mapping=mapping)
     if table.attrs.get("omitted_rows"):
-        report.skipped["missing test_error or norm (nan_policy='omit')"] += (
-            table.attrs["omitted_rows"])
+        report.skipped[OMITTED] += table.attrs["omitted_rows"]
+    if report.reader == "tensorboard" and table.attrs.get("omitted_inf_norms"):
+        report.notes.append(
+            f"{table.attrs['omitted_inf_norms']} of the skipped rows have a norm that is inf: "
+            f"TensorBoard stores float32 (largest {FLOAT32_MAX:.3g}); log such a norm's "
+            f"natural log as 'lognorm/<name>' instead")
     report.runs = table["run_id"].nunique()
     report.rows_kept = len(table)
     return table, report
@@ -106,7 +113,8 @@ def load(sources, mapping=None, *, nan_policy: str = "raise", return_report: boo
     mapping : Mapping, dict or path to a YAML file, optional
         Column names and units (see :mod:`scalingfit.mapping`).
     nan_policy : {"raise", "omit"}
-        Rows with a missing test error or norm: an error (default), or skipped and counted.
+        Rows with a missing or infinite test error or norm: an error (default), or skipped
+        and counted (``--nan-policy omit`` on the command line).
     return_report : bool
         Also return a list of :class:`SourceReport`, one per source read.
     show_progress : bool or None

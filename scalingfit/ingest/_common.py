@@ -239,6 +239,8 @@ def check_error_units(table: pd.DataFrame, mapping: Mapping | None, *, source):
         if column not in table or "run_id" not in table:
             continue
         values = pd.to_numeric(table[column], errors="coerce")
+        # NaN and inf say nothing about the unit: the validator reports (or omits) them
+        values = values.where(np.isfinite(values))
         as_written = _as_written(values, units.get(column, "fraction"))
         if not as_written.max() > 1:
             continue  # all within [0, 1]: nothing can be in percent

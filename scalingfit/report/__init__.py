@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, make_dir
 from .figures import FIGURES
 from .page import html_page, markdown_page
 
@@ -28,13 +28,19 @@ def make_figures(result, check=None) -> dict:
 def render(result, out, *, check: dict | None = None) -> list[Path]:
     """Write the report for ``result`` into the directory ``out``.
 
+    A ``check`` (the content of ``check.json``) must be of the same table and fit settings
+    as ``result`` (:func:`scalingfit.checking.check_matches`), or a ScalingfitError says so.
+
     Returns
     -------
     list of Path
         ``report.html``, ``report.md``, then the PNG and SVG of each figure.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if check:
+        from ..checking import check_matches
+
+        check_matches(result, check)
+    out = make_dir(out, "report directory")
     pngs, files, figure_paths = {}, {}, []
     for name, (figure, caption) in make_figures(result, check).items():
         buffer = io.BytesIO()

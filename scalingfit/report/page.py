@@ -15,7 +15,7 @@ import math
 from ..prediction import format_log, interval_text, log_interval_text
 from ..result import exponent_text
 
-__all__ = ["html_page", "markdown_page"]
+__all__ = ["html_page", "markdown_page", "fit_notes"]
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1200px;
@@ -37,6 +37,16 @@ def _number(value) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
 
 
+NOTES_TITLE = "Notes"
+
+
+def fit_notes(result) -> list[str]:
+    """The fit's warnings as ``summary.json`` carries them (``notes``): runs left out, runs
+    still improving, weakly identified groups, a short envelope reach, failed diagnostics."""
+    notes = result.summary().get("notes") or []
+    return [" ".join(str(n).split()) for n in notes]
+
+
 def sections(result, check=None) -> list[tuple[str, list[str], list[list[str]], str]]:
     """The report's tables, format-neutral: (title, header, rows, note)."""
     summary = result.summary()
@@ -55,7 +65,7 @@ def sections(result, check=None) -> list[tuple[str, list[str], list[list[str]], 
                 rows, f"Norm: {summary['norm']}; {law}; runs still improving at their last "
                       f"step are treated as at_end={result.settings.get('at_end')!r}. Envelope "
                       "reach: the steepest descent of the median run's fitted curve over its "
-                      "logged range, as a fraction of its slope γ; below 0.5, γ1 is the "
+                      "logged range, as a fraction of its slope γ; below 0.75, γ1 is the "
                       "asymptote of a bend rather than a slope seen in the data."))
     d = result.diagnostics
     out.append(("Sampler", ["max R-hat", "min bulk ESS", "min tail ESS", "divergences",
@@ -128,16 +138,16 @@ def html_page(result, figures: dict, check=None) -> str:
     for name, header, rows, note in sections(result, check):
         parts += [f"<h2>{html.escape(name)}</h2>", _html_table(header, rows),
                   f"<p class=note>{html.escape(note)}</p>"]
+    notes = fit_notes(result)
+    if notes:
+        parts.append(f'<h2 id="notes">{NOTES_TITLE}</h2><ul class=notes>'
+                     + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     parts.append("<h2>Figures</h2>")
     for name, (png, caption) in figures.items():
         data = base64.b64encode(png).decode("ascii")
         parts.append(f'<figure id="{name}"><img alt="{html.escape(name)}" '
                      f'src="data:image/png;base64,{data}"><figcaption>'
                      f"{html.escape(caption)}</figcaption></figure>")
-    notes = result.meta.get("notes") or []
-    if notes:
-        parts.append("<h2>Notes from the fit</h2><ul>"
-                     + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     return ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
             '<meta name=viewport content="width=device-width, initial-scale=1">'
             f'<link rel=icon href="data:,"><title>{title}</title><style>{STYLE}</style>'
@@ -159,6 +169,9 @@ def markdown_page(result, figures: dict, check=None) -> str:
     parts = ["# scalingfit report", ""]
     for name, header, rows, note in sections(result, check):
         parts += [f"## {name}", "", _md_table(header, rows), "", f"_{note}_", ""]
+    notes = fit_notes(result)
+    if notes:
+        parts += [f"## {NOTES_TITLE}", "", *(f"- {n}" for n in notes), ""]
     parts += ["## Figures", ""]
     for name, (path, caption) in figures.items():
         parts += [f"![{name}]({path})", "", caption, ""]

@@ -411,3 +411,59 @@ def test_many_runs_draw_a_progress_bar_on_request(tmp_path, capsys, monkeypatch)
     table = load(tmp_path, TEMPLATE, show_progress=True)
     assert table["run_id"].nunique() == 22
     assert "reading TensorBoard runs" in capsys.readouterr().err
+
+
+# -- float32 overflow and missing metadata (review fixes) -------------------------------
+
+def pytorch_huge_norms(directory, steps=range(5), *, advice_followed=False):
+    """PyTorch's SummaryWriter logging norms near 1e130: float32 turns them into inf."""
+    torch_tb = pytest.importorskip("torch.utils.tensorboard")
+    with torch_tb.SummaryWriter(str(directory)) as writer:
+        for step in steps:
+            writer.add_scalar("test/error", 0.5 - 0.05 * step, step)
+            if advice_followed:
+                writer.add_scalar("lognorm/spectral", np.log(1e130 * (step + 1)), step)
+            else:
+                writer.add_scalar("norm/spectral", 1e130 * (step + 1), step)
+
+
+def test_a_norm_beyond_float32_says_to_log_its_log(tmp_path):
+    pytorch_huge_norms(tmp_path / "cnn_P100_seed0")
+    with pytest.raises(DataError) as caught:
+        load(tmp_path, TEMPLATE)
+    err = caught.value
+    assert err.column == "norm_spectral" and "TensorBoard stores scalars as float32" in str(err)
+    assert "'lognorm/spectral'" in err.fix and "diverged" not in err.fix
+    # the advice works: the norm's log, logged under lognorm/, is read as a log
+    pytorch_huge_norms(tmp_path / "advice" / "cnn_P100_seed0", advice_followed=True)
+    table = load(tmp_path / "advice", TEMPLATE)
+    expected = np.log(1e130 * np.arange(1, 6)).astype(np.float32)
+    np.testing.assert_allclose(table["lognorm_spectral"], expected, rtol=1e-6)
+
+
+def test_omit_counts_overflowed_norms_and_says_why(tmp_path):
+    pytorch_huge_norms(tmp_path / "cnn_P100_seed0")
+    torch_tb = pytest.importorskip("torch.utils.tensorboard")
+    with torch_tb.SummaryWriter(str(tmp_path / "cnn_P200_seed0")) as writer:
+        for step in range(5):
+            writer.add_scalar("test/error", 0.4, step)
+            writer.add_scalar("norm/spectral", 10.0 + step, step)
+    table, (report,) = load(tmp_path, TEMPLATE, nan_policy="omit", return_report=True)
+    assert table["train_size"].unique().tolist() == [200]
+    assert report.skipped["NaN or inf test_error or norm (--nan-policy omit)"] == 5
+    assert "5 of the skipped rows have a norm that is inf" in report.line()
+    assert "float32" in report.line()
+
+
+def test_missing_train_size_suggests_a_template_that_reads_the_runs(tmp_path):
+    for size in (100, 200):
+        pytorch_run(tmp_path / f"cnn-mnist-P{size}-s0", seed=size)
+    with pytest.raises(DataError) as caught:
+        load(tmp_path, {"set": {"n_test": 10000}})
+    fix = caught.value.fix
+    assert "rename the columns" not in fix and "set: {train_size:" in fix
+    template = fix.split('template: "')[1].split('"')[0]
+    assert template == "{architecture}-{dataset}-P{train_size}-s{seed}"
+    table = load(tmp_path, {"runs": {"template": template}})
+    assert sorted(table["train_size"].unique()) == [100, 200]
+    assert table["dataset"].unique().tolist() == ["mnist"]

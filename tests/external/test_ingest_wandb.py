@@ -211,4 +211,20 @@ def test_a_logged_nan_is_a_value_not_a_gap(tmp_path):
     table, (report,) = load(tmp_path, template, nan_policy="omit", return_report=True)
     assert table["step"].tolist() == [0]
     assert report.skipped == Counter({"steps without 'test/error' logged": 1,
-                                      "missing test_error or norm (nan_policy='omit')": 1})
+                                      "NaN or inf test_error or norm (--nan-policy omit)": 1})
+
+
+def test_missing_train_size_with_a_mapping_points_to_its_template_or_set(tmp_path):
+    write_offline_runs(tmp_path, [("cnn_mnist_P100_seed0", {}, [
+        (0, {"test/error": 0.5, "norm/l1": 1.0}), (1, {"test/error": 0.4, "norm/l1": 2.0})])])
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("set: {n_test: 10000}\n")
+    with pytest.raises(DataError) as caught:
+        load(tmp_path, mapping)
+    fix = caught.value.fix
+    assert caught.value.column == "train_size" and "rename the columns" not in fix
+    assert f"your mapping ({mapping})" in fix and "--map mapping.yaml" not in fix
+    template = fix.split('template: "')[1].split('"')[0]
+    assert template == "{architecture}_{dataset}_P{train_size}_seed{seed}"
+    table = load(tmp_path, {"runs": {"template": template}})
+    assert table["train_size"].tolist() == [100, 100]

@@ -176,6 +176,11 @@ def test_check_cli_on_a_fit_directory(small_check_dir, tmp_path, capsys):
     assert [h["train_size"] for g in content["groups"] for h in g["heldout"]] == [24000] * 2
     assert content["loo"] is None
     assert sorted(p.name for p in out.iterdir()) == ["check.json", "fit-free", "fit-heldout"]
+    # no fit-combined/ after --no-loo: the output says so, and predict points to the fix
+    assert "no fit-combined/" in text and "--tie-convergence" in text
+    assert main(["predict", str(out / "fit-combined"), "--train-size", "64000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--no-loo" in err and "--tie-convergence" in err
     # the refit reused the fit directory's settings
     refit = FitResult.load(out / "fit-heldout")
     assert refit.idata.posterior.sizes["draw"] == SMALL["draws"]
@@ -187,6 +192,26 @@ def test_check_cli_errors_are_one_line(small_check_dir, tmp_path, capsys):
                  "--holdout", "12k"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--holdout" in err
+    for holdout in (["4000 8000x"], ["4000", "80x00"], ["4000,8000;"]):
+        assert main(["check", str(small_check_dir / "fit-free"), "--out", str(tmp_path),
+                     "--holdout", *holdout]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--holdout" in err and "commas or spaces" in err
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert main(["check", str(small_check_dir / "fit-free"), "--out", str(afile / "c")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(afile / "c") in err
+    truncated = tmp_path / "truncated"  # a posterior.nc cut short (a full disk, a copy)
+    truncated.mkdir()
+    data = (small_check_dir / "fit-free" / "posterior.nc").read_bytes()
+    (truncated / "posterior.nc").write_bytes(data[:len(data) // 2])
+    for command in (["predict", str(truncated), "--train-size", "1000"],
+                    ["check", str(truncated), "--out", str(tmp_path / "y")],
+                    ["report", str(truncated), "--out", str(tmp_path / "z")]):
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(truncated / "posterior.nc") in err, err
     bare = tmp_path / "bare"  # a fit directory from before fits kept their table
     bare.mkdir()
     FitResult.load(small_check_dir / "fit-free").idata.to_netcdf(str(bare / "posterior.nc"))
@@ -203,3 +228,36 @@ def test_saved_fit_keeps_its_table(small_check_dir):
     table = small_table()
     assert len(free.fitted_table) == len(table)
     assert set(free.fitted_table["run_id"]) == set(table["run_id"])
+
+
+def test_check_json_identifies_the_table_it_checked(content, small_check_dir):
+    summary = json.loads((small_check_dir / "fit-free" / "summary.json").read_text())
+    assert content["table_sha256_16"] == summary["table_sha256_16"]
+    assert content["settings"]["table_sha256_16"] == summary["table_sha256_16"]
+    tables = content["settings"]["fit_tables"]
+    assert tables["free"] == tables["combined"] == summary["table_sha256_16"]
+    assert tables["heldout"] != summary["table_sha256_16"]  # fitted without P=32000
+    assert {"norm", "group_by", "at_end", "n_test"} <= set(content["settings"]["fit"])
+
+
+def test_check_strict_exits_3_when_a_fit_fails_diagnostics(small_check_dir, tmp_path, capsys):
+    """15 draws cannot pass the ESS limit: --strict turns the warning into exit status 3,
+    after writing everything (test_check_cli_on_a_fit_directory: exit 0 without it)."""
+    out = tmp_path / "check"
+    args = ["check", str(small_check_dir / "fit-free"), "--out", str(out), "--no-loo", "-q",
+            "--draws", "15", "--tune", "15", "--holdout", "24000"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ScalingfitWarning)
+        assert main([*args, "--strict"]) == 3
+    captured = capsys.readouterr()
+    assert "failed their convergence diagnostics" in captured.out
+    assert "--strict" in captured.err and "heldout" in captured.err
+    assert (out / "check.json").exists() and (out / "fit-heldout" / "posterior.nc").exists()
+    assert not FitResult.load(out / "fit-heldout").converged
+
+
+def test_fit_table_states_its_interval_and_the_combined_law(fits):
+    free, combined = fits["free"].table(), fits["combined"].table()
+    assert "90 % interval" in free.splitlines()[0] and "combined-law" not in free
+    assert "90 % interval" in combined.splitlines()[0]
+    assert "combined-law model" in combined and "gamma1*gamma2" in combined

@@ -26,6 +26,7 @@ def test_fit_writes_the_documented_outputs(tmp_path, capsys):
     assert main(["fit", "--example", "--out", str(out), *QUICK]) == 0
     printed = capsys.readouterr().out
     assert "gamma1" in printed and "R-hat" in printed
+    assert "90 % interval" in printed and "combined-law" not in printed
     summary = json.loads((out / "summary.json").read_text())
     assert isinstance(summary["norm"], str)
     assert set(summary["diagnostics"]) >= {"rhat_max", "ess_bulk_min", "divergences"}
@@ -136,3 +137,16 @@ def test_outputs_are_written_atomically(tmp_path, monkeypatch, boom_in):
     with pytest.raises(KeyboardInterrupt):
         result.save(out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_bad_output_directory_stops_the_fit_before_it_starts(tmp_path, capsys):
+    """Found before the fit, not after it (when result.save would have thrown it away)."""
+    import time
+
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    start = time.perf_counter()
+    assert main(["fit", "--example", "--out", str(afile / "fit"), *QUICK]) == 2
+    assert time.perf_counter() - start < 5  # no fit was made
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and str(afile / "fit") in err

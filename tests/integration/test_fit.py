@@ -80,6 +80,13 @@ def test_curves_without_a_straight_stretch_are_flagged():
     assert result.summary()["groups"][0]["envelope_reach"] < 0.5
 
 
+def test_accuracy_given_as_error_is_caught_before_fitting():
+    table = simulate(sf.simulation.EXAMPLE_GROUPS[:1], train_sizes=(4000, 8000), n_seeds=2,
+                     seed=1)
+    with pytest.raises(DataError, match="ends above where it starts in 4 of 4 runs.*accuracy"):
+        sf.fit(table.assign(test_error=1 - table["test_error"]), **QUICK)
+
+
 def test_a_group_with_a_single_p_is_an_error():
     table = simulate(sf.simulation.EXAMPLE_GROUPS[:1], train_sizes=(4000,), n_seeds=2, seed=1)
     with pytest.raises(DataError, match="single train_size"):
@@ -100,6 +107,7 @@ def test_runs_that_stop_before_their_optimum_are_counted_and_bounded():
     with pytest.warns(ScalingfitWarning, match="the last point"):
         last = sf.fit(table, seed=1, at_end="optimum", **QUICK)
     assert bound.summary()["groups"][0]["n_censored"] == 3
+    assert any("3 of 12 runs" in note for note in bound.summary()["notes"])  # kept, not only said
     # taking the last point as the optimum drags law 2 down; the bound does not
     g2_bound = bound.summary()["groups"][0]["params"]["gamma2"]["median"]
     g2_last = last.summary()["groups"][0]["params"]["gamma2"]["median"]

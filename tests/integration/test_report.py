@@ -7,9 +7,11 @@ import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 
+import pandas as pd
 import pytest
 
 from scalingfit.cli import main
+from scalingfit.errors import ScalingfitError
 from scalingfit.report import FIGURES, make_figures, render
 from scalingfit.result import FitResult
 
@@ -143,3 +145,61 @@ def test_report_opens_in_headless_chromium(free, check, tmp_path):
     console = [line for line in run.stderr.splitlines() if ":CONSOLE" in line]
     assert console == []
     assert shot.stat().st_size > 50_000  # a rendered page, not a blank one
+
+
+@pytest.fixture(scope="module")
+def noted_fit(tmp_path_factory):
+    """A fit whose summary.json has notes: one run logged too few steps to be fitted."""
+    import warnings
+
+    from scalingfit.errors import ScalingfitWarning
+    from scalingfit.simulation import EXAMPLE_GROUPS, simulate
+
+    base = tmp_path_factory.mktemp("noted")
+    table = simulate(EXAMPLE_GROUPS[:1], train_sizes=(4000, 8000, 16000), n_seeds=2,
+                     n_steps=14, seed=1)
+    first = table["run_id"].iloc[0]
+    short = table[table["run_id"] == first].head(3).assign(run_id=f"{first}-short")
+    pd.concat([table, short]).to_csv(base / "runs.csv", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ScalingfitWarning)
+        assert main(["fit", str(base / "runs.csv"), "--out", str(base / "fit"), "--draws",
+                     "200", "--tune", "300", "--chains", "2", "-q"]) == 0
+    return base / "fit"
+
+
+def test_report_shows_the_fits_notes(noted_fit, tmp_path):
+    notes = json.loads((noted_fit / "summary.json").read_text())["notes"]
+    short = [n for n in notes if "fewer than" in n and "-short" in n]
+    assert short, notes
+    assert main(["report", str(noted_fit), "--out", str(tmp_path)]) == 0
+    page = (tmp_path / "report.html").read_text()
+    assert '<h2 id="notes">Notes</h2>' in page
+    assert all(f"<li>{n}</li>" in page for n in short)
+    assert page.index('id="notes"') < page.index("<h2>Figures</h2>")
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## Notes" in markdown and all(f"- {n}" in markdown for n in short)
+
+
+def test_report_without_notes_has_no_notes_section(free, tmp_path):
+    render(free, tmp_path)
+    notes = free.summary()["notes"]
+    assert ("## Notes" in (tmp_path / "report.md").read_text()) == bool(notes)
+
+
+def test_report_refuses_a_check_of_other_data(noted_fit, small_check_dir, tmp_path, capsys):
+    """The small check judged two other groups' table: its verdicts must not sit beside
+    this fit's exponents; nor beside its own held-out refit's (a subset of the table)."""
+    for fit in (noted_fit, small_check_dir / "fit-heldout"):
+        out = tmp_path / fit.name
+        assert main(["report", str(fit), "--check", str(small_check_dir), "--out",
+                     str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --check ") and err.count("\n") == 1, err
+        assert "Fix:" in err and not out.exists()
+    with pytest.raises(ScalingfitError, match="another table"):
+        render(FitResult.load(noted_fit), tmp_path / "api",
+               check=json.loads((small_check_dir / "check.json").read_text()))
+    # the check's own combined-law fit is of the same table: accepted
+    assert main(["report", str(small_check_dir / "fit-combined"), "--check",
+                 str(small_check_dir), "--out", str(tmp_path / "ok")]) == 0

@@ -131,3 +131,93 @@ def test_any_bytes_give_a_table_or_a_one_line_error(tmp_path_factory, name, pref
         load(path, {"set": {"train_size": 1}})
     except ScalingfitError as err:
         assert "\n" not in str(err)
+
+
+# -- review fixes ----------------------------------------------------------------------
+
+def runs_frame(n_runs=2, steps=5):
+    rows = [{"run_id": f"cnn-mnist-P{p}-s0", "architecture": "cnn", "dataset": "mnist",
+             "train_size": p, "seed": 0, "step": s, "test_error": 0.5 - 0.05 * s,
+             "norm_spectral_complexity": 1.5 + s}
+            for p in (1000 * (i + 1) for i in range(n_runs)) for s in range(steps)]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("column", ["norm_spectral_complexity", "test_error"])
+def test_omit_skips_and_counts_inf_rows_on_the_command_line(tmp_path, capsys, column):
+    frame = runs_frame()
+    frame.loc[7, column] = np.inf
+    frame.to_csv(tmp_path / "inf2.csv", index=False)
+    out = tmp_path / "o.parquet"
+    assert main(["ingest", str(tmp_path / "inf2.csv"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "row 9" in err and f"column '{column}'" in err and "not finite" in err
+    assert "mixes percent" not in err and "--nan-policy omit" in err
+    assert main(["ingest", str(tmp_path / "inf2.csv"), "--nan-policy", "omit",
+                 "--out", str(out)]) == 0
+    assert "9 rows kept, 1 skipped (1 NaN or inf test_error" in capsys.readouterr().out
+    assert len(pd.read_parquet(out)) == 9
+
+
+def test_a_semicolon_separated_csv_with_decimal_commas_is_read(tmp_path):
+    frame = runs_frame()
+    frame.to_csv(tmp_path / "semi.csv", sep=";", decimal=",", index=False)
+    table, (report,) = load(tmp_path / "semi.csv", return_report=True)
+    assert "read as semicolon-separated" in report.line() and "decimal commas" in report.line()
+    assert table["test_error"].tolist() == frame["test_error"].tolist()
+    frame.to_csv(tmp_path / "semi.csv", sep=";", index=False)
+    table, (report,) = load(tmp_path / "semi.csv", return_report=True)
+    assert "decimal commas" not in report.line() and len(table) == len(frame)
+    frame.to_csv(tmp_path / "tab.csv", sep="\t", index=False)
+    assert len(load(tmp_path / "tab.csv")) == len(frame)
+
+
+def test_a_truncated_line_in_an_ingested_csv_names_its_first_missing_value(tmp_path, capsys):
+    runs_frame().to_csv(tmp_path / "runs.csv", index=False)
+    out = tmp_path / "table.csv"
+    assert main(["ingest", str(tmp_path / "runs.csv"), "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert "source" in lines[0].split(",")
+    lines[4] = ",".join(lines[4].split(",")[:6])  # cut after step
+    out.write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    assert main(["ingest", str(out), "--out", str(tmp_path / "again.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "row 5, column 'test_error': value is missing" in err and "'source'" not in err
+
+
+def test_fractional_steps_say_how_to_make_them_whole(tmp_path, capsys):
+    frame = runs_frame()
+    frame["step"] = frame["step"] * 0.25
+    frame.to_csv(tmp_path / "frac.csv", index=False)
+    assert main(["ingest", str(tmp_path / "frac.csv"), "--out", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "0.25 is not a whole number" in err and "iteration count" in err
+
+
+def test_metadata_missing_from_a_panel_export_points_to_the_template(tmp_path, capsys):
+    frame = pd.DataFrame({"Step": [0, 1, 2]})
+    for run in ("cnn_mnist_P100_seed0", "cnn_mnist_P200_seed0"):
+        frame[f"{run} - test/error"] = [0.5, 0.4, 0.3]
+        frame[f"{run} - norm/l1"] = [1.0, 2.0, 3.0]
+    frame.to_csv(tmp_path / "panel.csv", index=False)
+    (tmp_path / "m.yaml").write_text("set: {n_test: 10000}\n")
+    assert main(["ingest", str(tmp_path / "panel.csv"), "--map", str(tmp_path / "m.yaml"),
+                 "--out", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "missing required column(s): 'train_size'" in err
+    assert 'template: "{architecture}_{dataset}_P{train_size}_seed{seed}"' in err
+    assert f"your mapping ({tmp_path / 'm.yaml'})" in err and "--map mapping.yaml" not in err
+    assert "rename the columns" not in err
+
+
+def test_mapping_typos_stop_the_command_with_a_did_you_mean(tmp_path, capsys):
+    runs_frame().to_csv(tmp_path / "runs.csv", index=False)
+    for text, words in [("units: {test_eror: percent}\n", "did you mean 'test_error'?"),
+                        ("set: {n_tset: 10000}\n", "did you mean 'n_test'?"),
+                        ("set: {architecure: foo}\n", "did you mean 'architecture'?")]:
+        (tmp_path / "m.yaml").write_text(text)
+        assert main(["ingest", str(tmp_path / "runs.csv"), "--map", str(tmp_path / "m.yaml"),
+                     "--out", str(tmp_path / "o.csv")]) == 2
+        err = capsys.readouterr().err
+        assert words in err and err.count("\n") == 1 and "not understood" not in err

@@ -1,5 +1,5 @@
 """The N → ∞ fixed-norm perceptron theory against its limits and the reference values of
-PERCEPTRON_THEORY.md (seen with an independent solver)."""
+docs/perceptron_theory.md (seen with an independent solver)."""
 
 import math
 
@@ -68,7 +68,7 @@ def test_ridge_strength_is_positive_and_falls_with_lambda():
     path = theory.fixed_norm_path(5, [0.1, 1.0, 4.0, 10.0, 20.0])
     kappa = np.array([s.kappa for s in path])
     assert np.all(kappa > 0) and np.all(np.diff(kappa) < 0)
-    # On separable data lambda grows only like log(1/kappa) (PERCEPTRON_THEORY.md pitfall 4).
+    # On separable data lambda grows only like log(1/kappa) (docs/perceptron_theory.md pitfall 4).
     assert path[3].kappa == pytest.approx(7e-4, rel=0.1)
 
 
