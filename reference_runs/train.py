@@ -6,14 +6,19 @@
 Settings, later winning: the defaults of :class:`TrainConfig`; the dataset's file in
 ``reference_runs/configs/`` (its ``train:`` section, then its ``<arch>:`` section);
 ``--config FILE.yaml``; the named flags; ``--key=value`` overrides (``--model.dim=128``).
-The resolved settings are written beside the output (``run.config.yaml``).
+The resolved settings are written beside the output (``--out runs/a.csv`` gives
+``runs/a.config.yaml``).
 
-Several seeds (``--seeds 0 1 2 3``) train together as one vmapped stack on one device.
-Evaluation on the full test split, the P training examples and all five norms happens at
-epoch 0 and at about ``n_evals`` log-spaced epochs. A checkpoint (``run.ckpt``) is written
-at the end of an epoch once ``checkpoint_every_s`` seconds have passed since the last one;
-rerunning the same command resumes from it, and the table, written atomically at the end,
-has each step exactly once.
+Several seeds (``--seeds 0 1 2 3``: seed values, not a count) train together as one
+vmapped stack on one device; if one of them diverges, the whole stack stops with an error
+and no table (train that seed alone, or lower the learning rate). Evaluation on the full
+test split, the P training examples and all five norms happens at epoch 0 and at about
+``n_evals`` log-spaced epochs; between two evaluations a line reports progress at least
+every ``HEARTBEAT_S`` seconds. A checkpoint (``runs/a.ckpt``) is written at the end of an
+epoch once ``checkpoint_every_s`` seconds have passed since the last one; rerunning the
+same command while it exists resumes from it, and the table, written atomically at the
+end, has each step exactly once. Once the table is written the checkpoint goes: a rerun
+trains anew (a sweep skips finished jobs instead).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ __all__ = ["TrainConfig", "resolve_config", "train", "changed_settings", "add_ar
            "run"]
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+HEARTBEAT_S = 60.0  # longest silence between two evaluations' lines
 
 
 # ---------------------------------------------------------------------------- config
@@ -154,6 +160,7 @@ def train(config: TrainConfig, *, log=print):
     M, P = len(seeds), config.train_size
     ids = [run_id(config, s) for s in seeds]
 
+    log(f"training {', '.join(ids)} on {device}: {config.epochs} epochs")
     # ---- data: every run's P examples, resident on the device as uint8 -----------------
     data = load(config.dataset, config.data_root, download=config.download)
     subsets = [draw_train_subset(len(data.train_y), P, seed) for seed in seeds]
@@ -246,7 +253,7 @@ def train(config: TrainConfig, *, log=print):
 
     # ---- loop ---------------------------------------------------------------------
     eval_epochs = set(log_spaced_steps(config.epochs, config.n_evals))
-    last_checkpoint = time.perf_counter()
+    last_checkpoint = last_line = time.perf_counter()
     stack.train()
     for epoch in range(start_epoch, config.epochs + 1):
         if epoch > 0:
@@ -264,6 +271,11 @@ def train(config: TrainConfig, *, log=print):
             if cuda:
                 torch.cuda.synchronize(device)
             train_s += time.perf_counter() - tick
+            if (epoch not in eval_epochs
+                    and time.perf_counter() - last_line >= HEARTBEAT_S):
+                log(f"epoch {epoch:>4}/{config.epochs} {', '.join(ids)}: training, "
+                    f"{M * P * epoch / max(train_s, 1e-9):,.0f} images/s")
+                last_line = time.perf_counter()
         if epoch in eval_epochs:
             test_error, test_loss = evaluate(test_x, test_y, True)
             train_error, train_loss = evaluate(train_x, train_y, False)
@@ -293,6 +305,7 @@ def train(config: TrainConfig, *, log=print):
                 log(f"epoch {epoch:>4}/{config.epochs} {ids[m]}: test error "
                     f"{test_error[m]:.4f}, train error {train_error[m]:.4f}, log R "
                     f"{norms[m]['spectral_complexity']:.2f}")
+            last_line = time.perf_counter()
         # The rows so far travel in the checkpoint, so a resumed run recomputes (identically)
         # whatever followed it and the table gets every step once, however rare the saves.
         if time.perf_counter() - last_checkpoint >= config.checkpoint_every_s:
@@ -381,7 +394,8 @@ def add_arguments(parser):
     parser.add_argument("--train-size", type=int, metavar="P", help="training examples")
     parser.add_argument("--seed", type=int, help="random seed (data subset, init, order)")
     parser.add_argument("--seeds", type=int, nargs="+", metavar="S",
-                        help="several seeds, trained together on one device")
+                        help="several seed values (not a count: --seeds 0 1 2 3), trained "
+                             "together on one device")
     parser.add_argument("--epochs", type=int, metavar="T")
     parser.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
     parser.add_argument("--lr", type=float)

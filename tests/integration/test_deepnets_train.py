@@ -85,6 +85,18 @@ def test_stacked_seeds_match_separate_runs(tmp_path, arch):
             <= 2 / 500
 
 
+def test_a_line_between_evaluations_says_the_run_is_alive(tmp_path, monkeypatch):
+    from reference_runs import train as training
+
+    monkeypatch.setattr(training, "HEARTBEAT_S", 0.0)
+    lines = []
+    train(config(tmp_path, epochs=6, n_evals=2), log=lines.append)
+    evaluated = [line for line in lines if "test error" in line]
+    alive = [line for line in lines if ": training, " in line and "images/s" in line]
+    assert len(evaluated) == len(log_spaced_steps(6, 2))
+    assert len(alive) == 6 + 1 - len(evaluated)  # every other epoch
+
+
 def test_a_checkpoint_of_other_settings_is_refused(tmp_path):
     def stop(line):
         if line.startswith("epoch    2"):
