@@ -14,7 +14,7 @@ vmapped stack on one device; if one of them diverges, the whole stack stops with
 and no table (train that seed alone, or lower the learning rate). Evaluation on the full
 test split, the P training examples and all five norms happens at epoch 0 and at about
 ``n_evals`` log-spaced epochs; between two evaluations a line reports progress at least
-every ``HEARTBEAT_S`` seconds. A checkpoint (``runs/a.ckpt``) is written at the end of an
+once a minute. A checkpoint (``runs/a.ckpt``) is written at the end of an
 epoch once ``checkpoint_every_s`` seconds have passed since the last one; rerunning the
 same command while it exists resumes from it, and the table, written atomically at the
 end, has each step exactly once. Once the table is written the checkpoint goes: a rerun
