@@ -76,10 +76,12 @@ def summarise(records):
         widths = sorted(g["delta"]["q95"] - g["delta"]["q05"] for r in mine for g in r["groups"])
         lines.append(f"  width of the 90 % interval of delta: median "
                      f"{widths[len(widths) // 2]:.3f}, max {widths[-1]:.3f}")
-        failed = [r for r in mine if not r["diagnostics"]["free"]["passed"]]
         seconds = sorted(r["seconds"] for r in mine)
-        lines.append(f"  fits failing their diagnostics: {len(failed)} of {len(mine)}; "
-                     f"median seconds per dataset {seconds[len(seconds) // 2]:.0f}")
+        failed = {name: sum(not r["diagnostics"][name]["passed"] for r in mine)
+                  for name in mine[0]["diagnostics"]}
+        lines.append("  fits failing their diagnostics: " + ", ".join(
+            f"{name} {n} of {len(mine)}" for name, n in failed.items())
+            + f"; median seconds per dataset {seconds[len(seconds) // 2]:.0f}")
         for r in mine:
             for g in r["groups"]:
                 d = g["delta"]

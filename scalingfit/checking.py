@@ -356,7 +356,8 @@ def _without(table: pd.DataFrame, result, holdout: dict[int, list[int]]) -> pd.D
 
 
 def check(table: pd.DataFrame, *, result=None, holdout=None, tolerance: float = TOLERANCE,
-          compare: bool = True, progress: bool = True, **fit_options) -> CheckResult:
+          compare: bool = True, refit_loo: bool = False, progress: bool = True,
+          **fit_options) -> CheckResult:
     """Verdict, out-of-sample prediction, LOO comparison and paper recipe, per group.
 
     Parameters
@@ -372,6 +373,9 @@ def check(table: pd.DataFrame, *, result=None, holdout=None, tolerance: float = 
         Largest |Δ| a ``consistent`` verdict allows (see the module docstring).
     compare : bool
         Also fit the combined-law model to all the data and compare by PSIS-LOO.
+    refit_loo : bool
+        Replace the LOO terms with Pareto k > 0.7 by exact refits of stage 2 without that
+        size (:func:`scalingfit.comparison.exact_level_elpd`; seconds each).
     progress : bool
         Show progress.
     **fit_options
@@ -425,7 +429,7 @@ def check(table: pd.DataFrame, *, result=None, holdout=None, tolerance: float = 
     if compare:
         from .comparison import compare as loo_compare
 
-        comparison = loo_compare(combined, free)
+        comparison = loo_compare(combined, free, refit=refit_loo, progress=progress)
     recipe = paper_recipe(table, norm=free.settings["norm"],
                           group_by=tuple(free.settings["group_by"]))
     names = list(free.idata.constant_data["group"].to_numpy())
@@ -490,12 +494,17 @@ def format_check(content: dict) -> str:
         for name, d in loo["groups"].items():
             lines.append(f"{name:<28}{d['elpd_diff']:>+10.2f} +/- {d['se_diff']:.2f}  "
                          f"favours {d['favours']} ({d['n_levels']} sizes)")
-        high = {m: loo[m]["n_pareto_k_above_0.7"] for m in ("combined", "free")}
+        models = ("combined", "free")
+        refitted = {m: len(loo[m].get("refitted", [])) for m in models}
+        high = {m: loo[m]["n_pareto_k_above_0.7"] - refitted[m] for m in models}
+        if any(refitted.values()):
+            lines.append("  refitted exactly (Pareto k > 0.7): " + "; ".join(
+                f"{refitted[m]} left-out sizes in the {m} model" for m in models) + ".")
         if any(high.values()):
             lines.append(
-                "  Pareto k > 0.7 (those LOO terms are unreliable): " + "; ".join(
-                    f"{high[m]} of the {loo[m]['n_levels']} left-out sizes in the {m} model"
-                    for m in ("combined", "free")) + ".")
+                "  Pareto k > 0.7 (those LOO terms are unreliable; --refit-loo refits them): "
+                + "; ".join(f"{high[m]} of the {loo[m]['n_levels']} left-out sizes in the {m} "
+                            "model" for m in models) + ".")
     lines += ["", "paper recipe (log-log least squares on windows), for reference:"]
     header = f"{'group':<28}{'gamma1':>9}{'gamma2':>9}{'g1*g2':>9}{'g_conv':>9}{'delta':>9}"
     lines += [header, "-" * len(header)]

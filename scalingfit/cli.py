@@ -205,6 +205,9 @@ def _check_arguments(parser):
                         help="skip the PSIS-LOO comparison and with it the combined-law fit "
                              "of all the data: one fit fewer, and no fit-combined/ to "
                              "predict from (unless FIT_DIR is a --tie-convergence fit)")
+    parser.add_argument("--refit-loo", action="store_true",
+                        help="replace the LOO terms whose Pareto k exceeds 0.7 by exact "
+                             "refits (stage 2 without that size; seconds to a minute each)")
     parser.add_argument("--strict", action="store_true",
                         help="exit with status 3 if any of its fits (free, combined, "
                              "held-out) fails its diagnostics (R-hat, ESS, divergences); "
@@ -242,7 +245,8 @@ def _run_check(args):
     options = {k: v for k, v in options.items() if v is not None}
     outcome = check(table, result=result, holdout=holdout,
                     tolerance=TOLERANCE if args.tolerance is None else args.tolerance,
-                    compare=not args.no_loo, progress=not args.quiet, **options)
+                    compare=not args.no_loo, refit_loo=args.refit_loo,
+                    progress=not args.quiet, **options)
     paths = outcome.save(args.out)
     print(outcome.table())
     print("wrote " + ", ".join(map(str, paths)))

@@ -12,19 +12,27 @@ predicts unseen sizes better; its standard error is ``√n · sd`` of the pointw
 differences (as :func:`arviz.compare` computes it). With a handful of levels per group the
 per-group standard errors are rough, and Pareto ``k`` above 0.7 marks levels whose
 leave-one-out estimate is unreliable: both are reported, not hidden.
+
+``refit=True`` replaces those estimates by exact ones (:func:`exact_level_elpd`): stage 2 is
+refitted without the level's runs and the level's likelihood averaged over the new draws.
+Stage 1 is not redone, so the group's shared curve shape (plateau, departure sharpness) is
+still the one fitted with that level's runs: a small leak, for parameters that the
+exponents depend on only through the shape error that stage 2 samples.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import arviz as az
 import numpy as np
 import xarray as xr
+from scipy.special import logsumexp
 
 from .model import summaries_loglik
 
-__all__ = ["level_labels", "level_log_likelihood", "loo", "compare"]
+__all__ = ["level_labels", "level_log_likelihood", "loo", "exact_level_elpd", "compare"]
 
 _PARAMS = ("gamma1", "gamma2", "gamma_conv", "kappa", "nu", "tau_gamma", "sigma_x",
            "sigma_y", "omega_x", "omega_y", "shape_error")
@@ -44,10 +52,17 @@ def level_labels(result) -> list[str]:
 
 def level_log_likelihood(result) -> xr.DataArray:
     """Log likelihood of each (group, P) level at every posterior draw: (chain, draw, level)."""
-    data = result.summary_data()
     posterior = result.idata.posterior
+    out = _draws_loglik(result.summary_data(), posterior,
+                        result.settings.get("at_end", "bound"))
+    return xr.DataArray(out, dims=("chain", "draw", "level"),
+                        coords={"chain": posterior["chain"], "draw": posterior["draw"],
+                                "level": level_labels(result)}, name="summaries")
+
+
+def _draws_loglik(data, posterior, at_end) -> np.ndarray:
+    """(chain, draw, level) log likelihood of ``data``'s levels under ``posterior``'s draws."""
     seeded = data.seeded_levels.astype(float)
-    at_end = result.settings.get("at_end", "bound")
     values = {k: posterior[k].to_numpy() for k in _PARAMS}
     n_chains, n_draws = values["gamma1"].shape[:2]
     out = np.empty((n_chains, n_draws, data.level.max() + 1))
@@ -56,9 +71,31 @@ def level_log_likelihood(result) -> xr.DataArray:
             p = {k: v[chain, draw] for k, v in values.items()}
             p["omega_x"], p["omega_y"] = p["omega_x"] * seeded, p["omega_y"] * seeded
             out[chain, draw] = summaries_loglik(data, p, at_end=at_end)
-    return xr.DataArray(out, dims=("chain", "draw", "level"),
-                        coords={"chain": posterior["chain"], "draw": posterior["draw"],
-                                "level": level_labels(result)}, name="summaries")
+    return out
+
+
+def exact_level_elpd(result, level: int, *, progress: bool = False) -> float:
+    """The exact leave-one-level-out ELPD of ``level``: stage 2 refitted without its runs
+    (same model, sampler, seed, chains and draws), the level's likelihood averaged over the
+    refit's draws, ``log mean exp``."""
+    from .model import build_model
+    from .sampling import sample
+
+    data = result.summary_data()
+    keep = data.level != level
+    per_run = ("run_ids", "group", "level", "ell", "z", "cov", "loading", "censored",
+               "x_last", "y_last", "y_last_sd")
+    rest = dataclasses.replace(data, **{k: getattr(data, k)[keep] for k in per_run})
+    rest.level = np.where(rest.level > level, rest.level - 1, rest.level)  # contiguous
+    settings = result.settings
+    posterior = result.idata.posterior
+    model = build_model(rest, at_end=settings.get("at_end", "bound"),
+                        tie_convergence=bool(settings.get("tie_convergence")))
+    refit = sample(model, sampler=settings.get("sampler"), seed=settings.get("seed"),
+                   chains=posterior.sizes["chain"], draws=posterior.sizes["draw"],
+                   progress=progress).posterior
+    loglik = _draws_loglik(data, refit, settings.get("at_end", "bound"))[..., level].ravel()
+    return float(logsumexp(loglik) - np.log(loglik.size))
 
 
 def loo(result):
@@ -72,27 +109,38 @@ def loo(result):
     return elpd, sorted({str(w.message).split("\n")[0] for w in caught})
 
 
-def compare(combined, free) -> dict:
+def compare(combined, free, *, refit: bool = False, k_limit: float = K_GOOD,
+            progress: bool = False) -> dict:
     """ELPD of both models and their difference, overall and per group.
 
     Parameters
     ----------
     combined, free : FitResult
         The same data fitted with ``tie_convergence=True`` and ``False``.
+    refit : bool
+        Replace the PSIS estimate of every level whose Pareto k exceeds ``k_limit`` by the
+        exact one (:func:`exact_level_elpd`: one stage-2 refit per such level and model).
 
     Returns
     -------
     dict
         ``{"unit", "combined": {...}, "free": {...}, "elpd_diff", "se_diff", "favours",
         "groups": {group: {"elpd_diff", "se_diff", "n_levels", "favours"}},
-        "warnings"}``; ``elpd_diff = elpd(combined) − elpd(free)``.
+        "warnings"}``; ``elpd_diff = elpd(combined) − elpd(free)``. Per model,
+        ``n_pareto_k_above_0.7`` counts the unreliable PSIS estimates and ``refitted`` lists
+        the levels whose estimate is exact instead (with ``refit``).
     """
-    fits, notes = {}, []
+    fits, notes, pointwise, refitted = {}, [], {}, {}
     for name, result in (("combined", combined), ("free", free)):
         elpd, caught = loo(result)
         fits[name] = elpd
         notes += [f"{name}: {message}" for message in caught]
-    pointwise = {k: v.loo_i.to_numpy() for k, v in fits.items()}
+        pointwise[name] = elpd.loo_i.to_numpy().copy()
+        refitted[name] = []
+        if refit:
+            for level in np.flatnonzero(elpd.pareto_k.to_numpy() > k_limit):
+                pointwise[name][level] = exact_level_elpd(result, int(level), progress=progress)
+                refitted[name].append(level_labels(result)[level])
     diff = pointwise["combined"] - pointwise["free"]
     labels = level_labels(free)
     if labels != level_labels(combined):
@@ -102,10 +150,12 @@ def compare(combined, free) -> dict:
         mine = np.array([label.startswith(f"{name} / P=") for label in labels])
         groups[str(name)] = _difference(diff[mine])
     out = {"unit": "leave one (group, P) level out: all runs at one training-set size",
-           **{name: {"elpd_loo": float(e.elpd_loo), "se": float(e.se), "p_loo": float(e.p_loo),
-                     "n_levels": int(e.n_data_points),
+           **{name: {"elpd_loo": float(pointwise[name].sum()),
+                     "se": float(np.sqrt(len(pointwise[name]) * pointwise[name].var())),
+                     "p_loo": float(e.p_loo), "n_levels": int(e.n_data_points),
                      "pareto_k_max": float(np.max(e.pareto_k.to_numpy())),
-                     "n_pareto_k_above_0.7": int(np.sum(e.pareto_k.to_numpy() > K_GOOD))}
+                     "n_pareto_k_above_0.7": int(np.sum(e.pareto_k.to_numpy() > K_GOOD)),
+                     "refitted": refitted[name]}
               for name, e in fits.items()},
            **_difference(diff), "groups": groups, "warnings": notes}
     return out

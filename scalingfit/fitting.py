@@ -197,6 +197,9 @@ def fit(table: pd.DataFrame, *, norm: str | None = None, group_by=("architecture
 
     if method not in ("two-stage", "full"):
         raise ValueError(f"method must be 'two-stage' or 'full', got {method!r}")
+    if method == "full" and at_end != "bound":
+        raise ValueError("at_end does not apply to method='full': its runs' optima are "
+                         "latent, extrapolated past the last point when need be.")
     timings = {}
     start = time.perf_counter()
     table = validate(table, source=_where(table, table.index)[0] if len(table) else "<table>")
@@ -254,7 +257,7 @@ def fit(table: pd.DataFrame, *, norm: str | None = None, group_by=("architecture
     settings = dict(method=method, norm=norm, group_by=list(group_by), at_end=at_end,
                     tie_convergence=tie_convergence, n_test=n_test,
                     sampler=sampler or rc["sample.sampler"], seed=seed if seed is not None
-                    else rc["sample.seed"], ci_prob=rc["stats.ci_prob"])
+                    else rc["sample.seed"])
     result = FitResult.build(idata, data=data, summaries=summaries, table=table,
                              groups=groups, settings=settings, diagnostics=diag,
                              timings=timings, notes=notes)

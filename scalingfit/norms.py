@@ -11,7 +11,11 @@ torch is imported inside the functions, so ``import scalingfit.norms`` works wit
 
 **Which matrices.** Every weight matrix W_i of the model, oriented as an operator
 (out × in), in the order of ``model.named_modules()``; each parameter counted once, even
-when tied:
+when tied, as read by the first module holding it in that order (an embedding and a head
+sharing one weight: the embedding's table if the embedding is defined first, the head's
+matrix if the head is). A layer under ``weight_norm``/``spectral_norm`` (parametrizations
+or the legacy hooks) counts its effective ``module.weight``. A matrix with a NaN or
+infinite entry makes every measure NaN, with one warning per parameter:
 
 - ``nn.Linear`` (and subclasses such as attention output projections): ``weight``.
 - ``nn.Conv1d/2d/3d``: the kernel reshaped to out × (in·k·k); a grouped convolution is the
@@ -84,13 +88,14 @@ with batch normalisation → ``resnet``, otherwise ``cnn``.
 from __future__ import annotations
 
 import math
+import warnings
 import weakref
 from collections import defaultdict
 from contextlib import contextmanager
 
 import numpy as np
 
-from .errors import ScalingfitError, require
+from .errors import ScalingfitError, ScalingfitWarning, require
 
 __all__ = ["NORMS", "log_norms", "weight_matrices"]
 
@@ -176,16 +181,31 @@ def _bft_matrices(model):
     for prefix, module in model.named_modules():
         dot = f"{prefix}." if prefix else ""
         params = dict(module.named_parameters(recurse=False))
-        if not params or _is_norm_layer(module):
+        derived = _derived_weight(module)
+        if derived is not None:  # weight_norm / spectral_norm: the effective weight
+            weight, sources = derived
+            key = sources[0]
+            for p in sources:
+                params.pop(next((n for n, q in params.items() if q is p), None), None)
+        else:
+            weight = key = params.get("weight")
+        if _is_norm_layer(module) or (weight is None and not params):
             for p in params.values():  # normalisation parameters: excluded, counted as seen
                 seen.add(id(p))
+            if derived is not None:
+                seen.update(id(p) for p in derived[1])
             continue
-        if isinstance(module, nn.Linear):
-            add(f"{dot}weight", module.weight, module.weight.unsqueeze(0))
-            params.pop("weight")
-        elif isinstance(module, nn.modules.conv._ConvNd):
-            add(f"{dot}weight", module.weight, _conv_blocks(module, module.weight), module)
-            params.pop("weight")
+        if derived is not None:
+            if id(key) in seen:
+                seen.update(id(p) for p in derived[1])
+            else:
+                seen.update(id(p) for p in derived[1][1:])  # `add` marks the first
+        if weight is not None and isinstance(module, nn.Linear):
+            add(f"{dot}weight", key, weight.unsqueeze(0))
+            params.pop("weight", None)
+        elif weight is not None and isinstance(module, nn.modules.conv._ConvNd):
+            add(f"{dot}weight", key, _conv_blocks(module, weight), module)
+            params.pop("weight", None)
         elif isinstance(module, nn.MultiheadAttention):
             if module.in_proj_weight is not None:
                 q, k, v = module.in_proj_weight.chunk(3, dim=0)
@@ -199,16 +219,55 @@ def _bft_matrices(model):
                          "v_proj_weight", "bias_k", "bias_v"):
                 if name in params:
                     seen.add(id(params.pop(name)))
-        elif isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
-            add(f"{dot}weight", module.weight, module.weight.T.unsqueeze(0))
-            params.pop("weight")
+        elif weight is not None and isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+            add(f"{dot}weight", key, weight.T.unsqueeze(0))
+            params.pop("weight", None)
+        elif derived is not None:
+            params["weight"] = weight  # any other module: read below like its parameters
         for name, p in params.items():
+            if id(p) in seen:
+                continue
             if name.endswith("bias") or p.ndim < 2:
                 seen.add(id(p))
                 continue
             # A raw table (position embedding, class token, ...): entries × features.
-            add(f"{dot}{name}", p, p.reshape(-1, p.shape[-1]).T.unsqueeze(0))
+            add(f"{dot}{name}", key if p is weight else p,
+                p.reshape(-1, p.shape[-1]).T.unsqueeze(0))
     return out
+
+
+def _derived_weight(module):
+    """``(effective weight, its source parameters)`` of a module whose ``weight`` is computed
+    (``torch.nn.utils.parametrizations.weight_norm``/``spectral_norm``, or the legacy
+    ``torch.nn.utils.weight_norm``/``spectral_norm`` hooks), else None. Computed without
+    side effects: spectral_norm's power iteration does not advance."""
+    torch = _torch()
+    parametrize = torch.nn.utils.parametrize
+    if parametrize.is_parametrized(module, "weight"):
+        chain = module.parametrizations["weight"]
+        sources = list(chain.parameters())
+        modes = [m.training for m in chain.modules()]
+        try:
+            chain.eval()  # spectral_norm updates its vectors on every access while training
+            with torch.no_grad():
+                weight = module.weight
+        finally:
+            for m, mode in zip(chain.modules(), modes, strict=True):
+                m.training = mode
+        return weight, sources or [weight]
+    from torch.nn.utils.spectral_norm import SpectralNorm
+    from torch.nn.utils.weight_norm import WeightNorm
+
+    for hook in module._forward_pre_hooks.values():
+        if isinstance(hook, WeightNorm) and hook.name == "weight":
+            with torch.no_grad():
+                weight = hook.compute_weight(module)
+            return weight, [module.weight_v, module.weight_g]
+        if isinstance(hook, SpectralNorm) and hook.name == "weight":
+            with torch.no_grad():
+                weight = hook.compute_weight(module, do_power_iteration=False)
+            return weight, [module.weight_orig]
+    return None
 
 
 def _paper_architecture(model, architecture):
@@ -502,6 +561,8 @@ def log_norms(model, *, convention: str = "bft", architecture: str | None = None
         scales, scaled, stats = [], [], []
         for _, blocks, _ in entries:
             W = blocks.detach().to(dtype)
+            finite = torch.isfinite(W).all()
+            W = torch.where(finite, W, torch.zeros((), dtype=dtype, device=W.device))
             magnitude = W.abs()
             a = magnitude.amax()
             a = torch.where(a > 0, a, torch.ones_like(a))  # an all-zero matrix stays zero
@@ -510,10 +571,13 @@ def log_norms(model, *, convention: str = "bft", architecture: str | None = None
             columns = U.norm(dim=1).sum() if paper else torch.ones_like(a)
             scales.append(a)
             scaled.append(U)
-            # frobenius, l1, row (2,1), column (2,1), scale
+            # frobenius, l1, row (2,1), column (2,1), scale, finite
             stats.append(torch.stack([rows.square().sum().sqrt(), magnitude.sum() / a,
-                                      rows.sum(), columns, a]))
+                                      rows.sum(), columns, a, finite.to(dtype)]))
         stats = torch.stack(stats).double().cpu()  # one transfer for all matrices
+        bad = [name for (name, _, _), ok in zip(entries, stats[:, 5].tolist(), strict=True)
+               if not ok]
+        stats = stats[:, :5]
         keys = [name for name, _, _ in entries]
         if exact:
             sigma = [torch.linalg.svdvals(U)[..., 0].max().double().cpu() for U in scaled]
@@ -524,12 +588,15 @@ def log_norms(model, *, convention: str = "bft", architecture: str | None = None
                      and not isinstance(m, torch.nn.modules.conv._ConvTransposeNd)]
             shapes = _conv_input_shapes(model, convs, example_input)
             for i, (name, _, module) in enumerate(entries):
-                if module in shapes:
+                if module in shapes and name not in bad:
                     weight = module.weight.detach().to(dtype) / scales[i]
                     sigma[i] = _operator_spectral_norm(
                         module, weight, shapes[module], f"{name}@operator", state,
                         exact=exact, tol=tol, max_iter=max_iter)
         table = torch.cat([torch.stack(sigma).reshape(-1, 1), stats], dim=1)
+    if bad:  # a diverged run: NaN, not an error from inside the training loop
+        _warn_non_finite(model, bad)
+        return dict.fromkeys(NORMS, math.nan)
 
     with np.errstate(divide="ignore"):  # a zero matrix has log-norm -inf
         logs = np.log(table.numpy())
@@ -550,15 +617,34 @@ def log_norms(model, *, convention: str = "bft", architecture: str | None = None
     }
     if paper:
         everything = [p.detach() for p in model.parameters()]
-        result["frobenius"] = 0.5 * _logsumexp(
-            np.array([2 * _log_entrywise(p, 2) for p in everything]))
-        result["l1"] = _logsumexp(np.array([_log_entrywise(p, 1) for p in everything]))
+        log_fro = np.array([2 * _log_entrywise(p, 2) for p in everything])
+        log_l1 = np.array([_log_entrywise(p, 1) for p in everything])
+        # a NaN or infinite bias or normalisation parameter: NaN (_logsumexp drops NaN)
+        result["frobenius"] = math.nan if np.isnan(log_fro).any() else 0.5 * _logsumexp(log_fro)
+        result["l1"] = math.nan if np.isnan(log_l1).any() else _logsumexp(log_l1)
         result["group21"] = _logsumexp(log_c)
     else:
         result["frobenius"] = 0.5 * _logsumexp(2 * log_f)
         result["l1"] = _logsumexp(log_l1)
         result["group21"] = _logsumexp(log_r)
     return {name: float(result[name]) for name in NORMS}
+
+
+# Parameters already warned about, per model: one warning each, not one per logged step.
+_WARNED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _warn_non_finite(model, names):
+    try:
+        warned = _WARNED.setdefault(model, set())
+    except TypeError:  # a model that cannot be weakly referenced: warn every time
+        warned = set()
+    new = [n for n in names if n not in warned]
+    if new:
+        warned.update(new)
+        warnings.warn(f"{', '.join(repr(n) for n in new)} of {type(model).__name__} holds "
+                      "NaN or infinite values: the norms are NaN (scalingfit ingest "
+                      "--nan-policy omit skips such rows).", ScalingfitWarning, stacklevel=3)
 
 
 def _log_entrywise(tensor, p):

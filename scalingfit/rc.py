@@ -1,4 +1,6 @@
-"""Validated defaults: interval probability, chains, draws, tuning steps, seed, sampler.
+"""Validated defaults: chains, draws, tuning steps, seed, sampler, diagnostic limits.
+
+Intervals are always 90 % (q05 and q95, the keys of summary.json).
 
 ``None`` in a function signature means "use rc". Change defaults for a block of code with
 :func:`rc_context`::
@@ -35,7 +37,6 @@ def _choice(*options):
 
 
 _VALIDATORS = {
-    "stats.ci_prob": _probability,          # interval printed and stored as q05/q95
     "sample.draws": _positive_int,
     "sample.tune": _positive_int,
     "sample.chains": _positive_int,
@@ -47,7 +48,6 @@ _VALIDATORS = {
     "diagnostics.ess_min": float,           # ... or below this bulk/tail ESS
 }
 _DEFAULTS = {
-    "stats.ci_prob": 0.90,
     "sample.draws": 1000,
     "sample.tune": 1000,
     "sample.chains": 4,

@@ -116,6 +116,35 @@ def test_loo_compares_levels(content, fits):
     assert level_labels(fits["free"])[0] == "cnn / mnist / P=4000"
 
 
+def test_exact_refits_replace_the_unreliable_loo_terms(fits):
+    from scalingfit.comparison import compare, exact_level_elpd, loo
+
+    free, combined = fits["free"], fits["combined"]
+    psis = {name: loo(fits[name])[0] for name in ("free", "combined")}
+    # where PSIS is reliable, the exact refit without that size must agree with it
+    good = int(np.argmin(psis["free"].pareto_k.to_numpy()))
+    exact = exact_level_elpd(free, good)
+    assert exact == pytest.approx(float(psis["free"].loo_i[good]), abs=0.3)
+
+    # refit the level of largest k (whichever model holds it): it alone changes
+    k = {name: e.pareto_k.to_numpy() for name, e in psis.items()}
+    worst = max(k, key=lambda name: k[name].max())
+    level = int(np.argmax(k[worst]))
+    limit = k[worst][level] - 1e-9
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ScalingfitWarning)
+        plain, refitted = compare(combined, free), compare(combined, free, refit=True,
+                                                           k_limit=limit)
+    assert refitted[worst]["refitted"] == [level_labels(free)[level]]
+    other = "free" if worst == "combined" else "combined"
+    assert refitted[other]["refitted"] == []
+    assert refitted[other]["elpd_loo"] == pytest.approx(plain[other]["elpd_loo"])
+    change = exact_level_elpd(fits[worst], level) - float(psis[worst].loo_i[level])
+    assert refitted[worst]["elpd_loo"] - plain[worst]["elpd_loo"] == pytest.approx(change)
+    sign = 1 if worst == "combined" else -1
+    assert refitted["elpd_diff"] - plain["elpd_diff"] == pytest.approx(sign * change)
+
+
 def test_paper_recipe_is_beside_each_group(content):
     for g in content["groups"]:
         recipe = g["paper_recipe"]

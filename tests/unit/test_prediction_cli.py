@@ -260,3 +260,21 @@ def test_pareto_k_counts_are_per_model():
     assert ("4 of the 24 left-out sizes in the combined model; 3 of the 24 left-out sizes "
             "in the free model") in text
     assert "7 left-out sizes" not in text
+
+
+def test_refit_loo_is_a_check_option_only():
+    parser = cli.build_parser()
+    assert parser.parse_args(["check", "runs.csv", "--out", "o", "--refit-loo"]).refit_loo
+    assert not parser.parse_args(["check", "runs.csv", "--out", "o"]).refit_loo
+    with pytest.raises(SystemExit):
+        parser.parse_args(["fit", "runs.csv", "--out", "o", "--refit-loo"])
+
+
+def test_the_check_table_says_which_loo_terms_were_refitted():
+    loo = {"unit": "u", "elpd_diff": 1.0, "se_diff": 0.5, "favours": "neither", "groups": {},
+           "combined": {"n_pareto_k_above_0.7": 2, "n_levels": 12, "refitted": ["a", "b"]},
+           "free": {"n_pareto_k_above_0.7": 1, "n_levels": 12, "refitted": []}}
+    text = format_check({"groups": [], "loo": loo})
+    assert "refitted exactly (Pareto k > 0.7): 2 left-out sizes in the combined model" in text
+    assert "1 of the 12 left-out sizes in the free model" in text  # still unreliable
+    assert "0 of the 12 left-out sizes in the combined model" in text
