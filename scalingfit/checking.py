@@ -468,9 +468,15 @@ def format_check(content: dict) -> str:
     header = f"{'group':<28}{'delta = gamma_conv - gamma1*gamma2':>36}  {'verdict':<14}"
     lines += [f"verdict (90 % interval of delta; consistent: inside +/-{tolerance:g})", header,
               "-" * len(header)]
+    free_passed = content.get("settings", {}).get("diagnostics", {}).get(
+        "free", {}).get("passed", True)
+    mark = "" if free_passed else " (unconverged)"
     for g in content["groups"]:
         name = f"{g['architecture']} / {g['dataset']}"
-        lines.append(f"{name:<28}{_interval(g['delta']):>36}  {g['verdict']:<14}")
+        lines.append(f"{name:<28}{_interval(g['delta']):>36}  {g['verdict'] + mark:<14}")
+    if not free_passed:
+        lines.append("(unconverged): the free fit these verdicts come from failed its "
+                     "diagnostics; do not rely on them before a rerun with more draws.")
     lines += ["", "held out (combined laws refitted without these sizes; 90 % predictive "
                   "intervals)"]
     header = (f"{'group':<28}{'P':>8}{'observed eps*':>15}{'predicted eps*':>34}{'in':>5}"

@@ -278,3 +278,16 @@ def test_the_check_table_says_which_loo_terms_were_refitted():
     assert "refitted exactly (Pareto k > 0.7): 2 left-out sizes in the combined model" in text
     assert "1 of the 12 left-out sizes in the free model" in text  # still unreliable
     assert "0 of the 12 left-out sizes in the combined model" in text
+
+
+@pytest.mark.parametrize("passed", [True, False])
+def test_verdicts_of_an_unconverged_free_fit_are_marked(passed):
+    delta = {"median": 0.01, "q05": -0.02, "q95": 0.04}
+    content = {"groups": [{"architecture": "cnn", "dataset": "mnist", "delta": delta,
+                           "verdict": "consistent", "heldout": []}],
+               "settings": {"diagnostics": {"free": {
+                   "passed": passed, "rhat_max": 1.002 if passed else 1.3, "ess_bulk_min": 900,
+                   "ess_tail_min": 800, "divergences": 0}}}}
+    text = format_check(content)
+    assert ("consistent (unconverged)" in text) is (not passed)
+    assert ("do not rely on them" in text) is (not passed)
