@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .errors import ScalingfitError, require
 
-__all__ = ["log_spaced_steps", "MetricWriter", "NormLogger", "RUN_KEYS"]
+__all__ = ["log_spaced_steps", "MetricWriter", "NormLogger"]
 
 
 def log_spaced_steps(last: int, n: int = 50, *, first: int = 0) -> list[int]:
@@ -45,8 +45,6 @@ def log_spaced_steps(last: int, n: int = 50, *, first: int = 0) -> list[int]:
     return sorted(s for s in steps if first <= s <= last)
 
 
-#: Run metadata the canonical table takes as columns (see :class:`MetricWriter`'s ``run``).
-RUN_KEYS = ("run_id", "architecture", "dataset", "train_size", "seed", "n_test")
 #: The key the step goes under in W&B (a value of the row, not W&B's own ``_step``).
 WANDB_STEP_KEY = "epoch"
 

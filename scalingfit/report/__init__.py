@@ -25,11 +25,13 @@ def make_figures(result, check=None) -> dict:
     return {name: (draw(result, check), caption) for name, (draw, caption) in FIGURES.items()}
 
 
-def render(result, out, *, check: dict | None = None) -> list[Path]:
+def render(result, out, *, check: dict | None = None,
+           check_name: str = "the check") -> list[Path]:
     """Write the report for ``result`` into the directory ``out``.
 
     A ``check`` (the content of ``check.json``) must be of the same table and fit settings
-    as ``result`` (:func:`scalingfit.checking.check_matches`), or a ScalingfitError says so.
+    as ``result`` (:func:`scalingfit.checking.check_matches`), or a ScalingfitError, naming
+    it ``check_name``, says so before anything is drawn.
 
     Returns
     -------
@@ -39,7 +41,7 @@ def render(result, out, *, check: dict | None = None) -> list[Path]:
     if check:
         from ..checking import check_matches
 
-        check_matches(result, check)
+        check_matches(result, check, where=check_name)
     out = make_dir(out, "report directory")
     pngs, files, figure_paths = {}, {}, []
     for name, (figure, caption) in make_figures(result, check).items():

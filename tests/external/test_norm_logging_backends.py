@@ -10,22 +10,13 @@ torch = pytest.importorskip("torch")
 
 from scalingfit.norm_logging import MetricWriter, NormLogger  # noqa: E402
 from scalingfit.norms import NORMS, log_norms  # noqa: E402
+from tests.support.tensorboard_events import tensorboard_scalars  # noqa: E402
 
 
 def model():
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten(),
                                torch.nn.Linear(4 * 6 * 6, 3))
-
-
-def tensorboard_scalars(folder):
-    """{tag: [(step, value)]} from the event files, read by TensorBoard's own reader."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(folder))
-    events.Reload()
-    return {tag: [(e.step, e.value) for e in events.Scalars(tag)]
-            for tag in events.Tags()["scalars"]}
 
 
 def test_tensorboard_events_hold_the_norms(tmp_path):

@@ -11,6 +11,7 @@ import scalingfit  # noqa: E402
 from scalingfit.errors import ScalingfitError  # noqa: E402
 from scalingfit.norm_logging import MetricWriter, NormLogger  # noqa: E402
 from scalingfit.norms import NORMS  # noqa: E402
+from tests.support.tensorboard_events import tensorboard_scalars  # noqa: E402
 
 
 def model():
@@ -58,15 +59,6 @@ def test_csv_rerun_is_an_error_and_run_id_defaults_to_the_stem(tmp_path):
     table = pd.read_csv(path)
     assert table["run_id"].tolist() == ["run_a", "run_a"]
     assert table["step"].tolist() == [0, 1]
-
-
-def tensorboard_scalars(folder):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(folder))
-    events.Reload()
-    return {tag: [(e.step, e.value) for e in events.Scalars(tag)]
-            for tag in events.Tags()["scalars"]}
 
 
 def test_tensorboard_tags_and_string_extras(tmp_path):
