@@ -29,7 +29,7 @@ test-fast: $(VENV)/.test
 	$(VENV)/bin/python -m pytest -q -m "not slow"
 
 schema: $(VENV)/.core
-	$(VENV)/bin/python -m scalingfit.table > data_schema/canonical_table.schema.json
+	$(VENV)/bin/python -m scalingfit.ingest.table > data_schema/canonical_table.schema.json
 
 clean:
 	rm -rf $(VENV) example-fit .pytest_cache

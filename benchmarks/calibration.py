@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 import scalingfit as sf
-from scalingfit.simulation import SimGroup
+from scalingfit.fitting.simulation import SimGroup
 
 PARAMS = ("gamma1", "gamma2", "gamma_pred", "gamma_conv")
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def run_one(law, shape, seed, *, draws, tune, chains):
-    from scalingfit.checking import check
+    from scalingfit.checking.pipeline import check
     from tests.support.independent_generator import generate
 
     table, truth = generate(law=law, shape=shape, seed=seed)

@@ -16,8 +16,8 @@ import warnings
 
 import scalingfit as sf
 from scalingfit.errors import ScalingfitWarning
-from scalingfit.result import exponent_text
-from scalingfit.simulation import SimGroup, simulate
+from scalingfit.fitting.simulation import SimGroup, simulate
+from scalingfit.report.text import exponent_text
 
 TRUE_GAMMA1 = 1.0
 

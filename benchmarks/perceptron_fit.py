@@ -19,8 +19,8 @@ import warnings
 from pathlib import Path
 
 import scalingfit as sf
-from scalingfit import perceptron_theory as theory
 from scalingfit.errors import ScalingfitWarning
+from scalingfit.theory import perceptron as theory
 
 PARAMS = ("gamma1", "gamma2", "gamma_pred", "gamma_conv")
 

@@ -22,7 +22,7 @@ import torch
 
 from reference_runs.perceptron import PerceptronConfig, _teacher_and_inputs, simulate
 from reference_runs.perceptron_fixed_norm import sphere_minimiser
-from scalingfit import perceptron_theory as theory
+from scalingfit.theory import perceptron as theory
 
 
 def _interpolate(lam, eps, at):

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from reference_runs.perceptron import PerceptronConfig, simulate
-from scalingfit import perceptron_theory as theory
+from scalingfit.theory import perceptron as theory
 
 ALPHAS = tuple(float(a) for a in np.round(np.geomspace(1.0, 32.0, 8), 4))
 

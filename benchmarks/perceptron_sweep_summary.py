@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from scalingfit import perceptron_theory as theory
+from scalingfit.theory import perceptron as theory
 
 
 def summarise(path):

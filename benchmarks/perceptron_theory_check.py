@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from reference_runs.perceptron_fixed_norm import fixed_norm_errors
-from scalingfit import perceptron_theory as theory
+from scalingfit.theory import perceptron as theory
 
 LAMS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 3.0, 4.5, 6.0, 8.0, 10.0, 14.0, 20.0)
 

@@ -1,7 +1,7 @@
 """The two-stage fit against the full point-level model, on the same simulated logs.
 
 docs/design.md §2b accepts the two-stage fast path if it agrees with the full model (every
-logged point in one NUTS posterior, `scalingfit.full_model`). This fits both to one
+logged point in one NUTS posterior, `scalingfit.fitting.full_model`). This fits both to one
 dataset from the independent generator (tests/support) and prints, per group and exponent,
 the posterior median, sd and 90 % interval of each, the truth, and the wall time.
 

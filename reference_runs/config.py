@@ -6,6 +6,7 @@ Values are parsed as YAML scalars or flow collections (``--lr=3e-4``,
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from pathlib import Path
 
@@ -14,7 +15,19 @@ import yaml
 from scalingfit.atomic import atomic_path
 from scalingfit.errors import DataError
 
-__all__ = ["parse_overrides", "read_yaml", "merge", "from_dict", "write_yaml"]
+__all__ = ["parse_overrides", "read_yaml", "merge", "from_dict", "write_yaml", "float_list"]
+
+
+def float_list(text) -> tuple[float, ...]:
+    """An argparse type: ``"1,2.5,4"`` -> ``(1.0, 2.5, 4.0)``."""
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") \
+            from err
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return values
 
 
 def parse_overrides(tokens) -> dict:

@@ -47,8 +47,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -56,10 +54,11 @@ import pandas as pd
 
 from scalingfit.errors import ScalingfitError, require
 
+from .config import float_list
 from .devices import resolve_device
 
 __all__ = ["PerceptronConfig", "OPTIMIZERS", "stable_lr", "log_steps", "simulate",
-           "RunProgress", "add_arguments", "run"]
+           "add_arguments", "run"]
 
 OPTIMIZERS = ("gd", "gd-wd", "adam", "projected")
 INPUTS = ("binary", "gaussian")
@@ -279,7 +278,7 @@ def simulate(config: PerceptronConfig, *, progress=None) -> pd.DataFrame:
         Validated canonical table, one row per (run, logged step).
     """
     torch = require("torch", "torch")
-    from scalingfit.table import validate
+    from scalingfit.ingest.table import validate
 
     device = resolve_device(config.device)
     dtype = getattr(torch, config.dtype)
@@ -431,134 +430,7 @@ def _table(config, records):
 
 
 # ---------------------------------------------------------------------------------------
-# Progress
-
-
-class RunProgress:
-    """Progress of a long computation on stderr, as a context manager.
-
-    On a terminal, a rich progress bar. Otherwise (a log file, nohup, a batch system),
-    where a bar would print nothing until the end, plain flushed lines::
-
-        perceptron gd, 8 runs: step 0/20000 (0 %), started
-        perceptron gd, 8 runs: step 2000/20000 (10 %), 31 s elapsed, ~279 s left
-        ...
-        perceptron gd, 8 runs: step 20000/20000 (100 %), 305 s elapsed, done
-
-    one when it starts, then one whenever both :attr:`EVERY_S` seconds and
-    :attr:`EVERY_FRACTION` of the total have passed since the last (whichever is rarer:
-    at most ten lines, none more often than every 30 s), and one when the total is
-    reached. ``quiet`` prints nothing.
-
-    Parameters
-    ----------
-    title : str
-        What is running (``perceptron``).
-    description : str
-        Details after the title (``gd, 8 runs``); may be empty.
-    total : int
-        Units of work.
-    unit : str
-        Singular name of a unit (``step``, ``point``).
-    quiet : bool
-    stream : file, optional
-        Where to write; default ``sys.stderr`` (looked up on entry).
-    clock : callable
-        Seconds, monotonic (for tests).
-    """
-
-    EVERY_S = 30.0
-    EVERY_FRACTION = 0.1
-
-    def __init__(self, title, description, total, unit, *, quiet=False, stream=None,
-                 clock=time.monotonic):
-        self.title, self.description, self.total, self.unit = title, description, total, unit
-        self.quiet, self.stream, self.clock = quiet, stream, clock
-        self.bar = self.task = None
-        self.done = 0
-
-    @property
-    def label(self):
-        return f"{self.title} {self.description}" if self.description else self.title
-
-    def __enter__(self):
-        if self.quiet:
-            return self
-        self.stream = sys.stderr if self.stream is None else self.stream
-        isatty = getattr(self.stream, "isatty", None)
-        if isatty is not None and isatty():
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn(f"[bold]{self.title}[/] {{task.description}}"), BarColumn(),
-                TextColumn(f"{{task.completed}}/{{task.total}} {self.unit}s"),
-                TimeRemainingColumn(), console=Console(file=self.stream))
-            self.bar.__enter__()
-            self.task = self.bar.add_task(self.description, total=self.total)
-            return self
-        self.start = self.last_time = self.clock()
-        self.last_done, self.finished = 0, False
-        self._line("started")
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            return self.bar.__exit__(*exc)
-        return False
-
-    def update(self, done):
-        """``done`` units of the total are done."""
-        self.done = done
-        if self.quiet:
-            return
-        if self.bar is not None:
-            self.bar.update(self.task, completed=done)
-            return
-        if self.finished:
-            return
-        now = self.clock()
-        elapsed = now - self.start
-        if done >= self.total:
-            self.finished = True
-            self._line(f"{elapsed:.0f} s elapsed, done")
-        elif (now - self.last_time >= self.EVERY_S
-              and done - self.last_done >= self.EVERY_FRACTION * self.total):
-            self.last_time, self.last_done = now, done
-            left = elapsed / done * (self.total - done) if done else float("nan")
-            self._line(f"{elapsed:.0f} s elapsed, ~{left:.0f} s left")
-
-    def advance(self, units=1):
-        self.update(self.done + units)
-
-    def note(self, text):
-        """Say what the computation is doing now (a new phase)."""
-        if self.quiet:
-            return
-        if self.bar is not None:
-            self.bar.update(self.task, description=text)
-        else:
-            print(f"{self.title}: {text}", file=self.stream, flush=True)
-
-    def _line(self, status):
-        percent = 100.0 * self.done / self.total if self.total else 100.0
-        print(f"{self.label}: {self.unit} {self.done}/{self.total} ({percent:.0f} %), "
-              f"{status}", file=self.stream, flush=True)
-
-
-# ---------------------------------------------------------------------------------------
 # Command line
-
-
-def _floats(text):
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") \
-            from err
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one number")
-    return values
 
 
 def _radius(text):
@@ -574,7 +446,7 @@ def _radius(text):
 
 def add_arguments(parser):
     parser.add_argument("--n", type=int, default=500, help="input dimension N (default 500)")
-    parser.add_argument("--alpha", type=_floats, default=(1.0, 2.0, 4.0), metavar="A,B,...",
+    parser.add_argument("--alpha", type=float_list, default=(1.0, 2.0, 4.0), metavar="A,B,...",
                         help="alpha = P/N values, P = round(alpha N); two alphas with the "
                              "same P are an error (default 1,2,4)")
     parser.add_argument("--seeds", type=int, default=4, help="number of seeds (default 4)")
@@ -626,7 +498,8 @@ def _only_for(args):
 
 
 def run(args):
-    from scalingfit.atomic import atomic_path
+    from scalingfit.ingest.table import write_table
+    from scalingfit.progress import Progress
 
     _only_for(args)
     config = PerceptronConfig(
@@ -636,14 +509,10 @@ def run(args):
         log_points=args.log_points, device=args.device, dtype=args.dtype,
         **({} if args.weight_decay is None else {"weight_decay": args.weight_decay}))
     runs = config.seeds * len(config.train_sizes)
-    with RunProgress("perceptron", f"{config.optimizer}, {runs} runs", config.steps,
-                     "step", quiet=args.quiet) as progress:
+    with Progress("perceptron", f"{config.optimizer}, {runs} runs", config.steps,
+                  "step", quiet=args.quiet) as progress:
         table = simulate(config, progress=progress.update)
-    with atomic_path(args.out) as tmp:
-        if str(args.out).lower().endswith((".parquet", ".pq")):
-            table.to_parquet(tmp, index=False)
-        else:
-            table.to_csv(tmp, index=False)
+    write_table(table, args.out)
     print(f"wrote {len(table)} rows ({runs} runs, settings {config.effective_settings()}) "
           f"to {args.out}", flush=True)
     return 0

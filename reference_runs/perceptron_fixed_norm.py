@@ -1,6 +1,6 @@
 """Finite-N fixed-norm minimisers of the perceptron's logistic loss: the check of the theory.
 
-The N → ∞ theory (:mod:`scalingfit.perceptron_theory`) predicts ε(λ; α) for the student
+The N → ∞ theory (:mod:`scalingfit.theory.perceptron`) predicts ε(λ; α) for the student
 w that minimises Σ_μ log(1 + exp(−2Δ_μ)), Δ_μ = y_μ w·x_μ/√N, on the sphere ‖w‖ = λ√N.
 This module computes that minimiser directly for one finite sample, independently of the
 theory and of the torch simulator (NumPy, float64, its own random draws), by writing

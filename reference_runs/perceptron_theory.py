@@ -7,7 +7,7 @@ Writes one row per (α, λ) grid point, λ log-spaced from ``--lam-min`` to ``--
 with columns ``alpha, lam, eps`` and ``solution``, which says what the row is:
 
 * ``fixed-norm``: the N → ∞ minimiser of the logistic loss on the sphere ‖w‖ = λ√N
-  (:func:`scalingfit.perceptron_theory.solve_fixed_norm`), for λ ≤ 100, where it is
+  (:func:`scalingfit.theory.perceptron.solve_fixed_norm`), for λ ≤ 100, where it is
   numerically exact (a 3×-finer quadrature changes ε by < 1e-10);
 * ``max-margin limit``: for λ > 100 (only with ``--lam-max`` above 100), where the
   logistic path would need a finer quadrature and V → ∞ overflows soon after, the row
@@ -16,7 +16,7 @@ with columns ``alpha, lam, eps`` and ``solution``, which says what the row is:
 
 Also prints, per α, λ_opt, ε_opt, the Hebb (λ → 0) and max-margin (λ → ∞) errors, and
 with ``--exponents`` the exponents of the two laws that the theory predicts over the α
-values given (:func:`scalingfit.perceptron_theory.predicted_exponents`; it needs at least
+values given (:func:`scalingfit.theory.perceptron.predicted_exponents`; it needs at least
 two distinct α, checked before anything is solved).
 
 Progress goes to stderr as for ``perceptron``: a bar on a terminal, plain lines otherwise
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from scalingfit.errors import ScalingfitError
-from scalingfit.perceptron_theory import (
+from scalingfit.theory.perceptron import (
     SAFE_LAM,
     error_curve,
     hebb_error,
@@ -39,7 +39,7 @@ from scalingfit.perceptron_theory import (
     predicted_exponents,
 )
 
-from .perceptron import RunProgress, _floats
+from .config import float_list
 
 __all__ = ["theory_table", "add_arguments", "run"]
 
@@ -56,7 +56,7 @@ def theory_table(alphas, lams, *, callback=None) -> pd.DataFrame:
 
 
 def add_arguments(parser):
-    parser.add_argument("--alpha", type=_floats, required=True, metavar="A,B,...",
+    parser.add_argument("--alpha", type=float_list, required=True, metavar="A,B,...",
                         help="alpha = P/N values")
     parser.add_argument("--lam-min", type=float, default=0.01, help="smallest lambda (0.01)")
     parser.add_argument("--lam-max", type=float, default=100.0, help="largest lambda (100)")
@@ -71,6 +71,7 @@ def add_arguments(parser):
 
 def run(args):
     from scalingfit.atomic import atomic_path
+    from scalingfit.progress import Progress
 
     if min(args.alpha) <= 0 or not 0 < args.lam_min < args.lam_max or args.points < 2:
         raise ScalingfitError("need alpha > 0, 0 < --lam-min < --lam-max and --points ≥ 2.")
@@ -79,8 +80,8 @@ def run(args):
         raise ScalingfitError("--exponents needs at least two alpha values, got "
                               f"{', '.join(f'{a:g}' for a in alphas)}.")
     lams = np.geomspace(args.lam_min, args.lam_max, args.points)
-    with RunProgress("perceptron theory", "", len(alphas) * len(lams), "point",
-                     quiet=args.quiet) as progress:
+    with Progress("perceptron theory", "", len(alphas) * len(lams), "point",
+                  quiet=args.quiet) as progress:
         table = theory_table(alphas, lams, callback=progress.advance)
         progress.note(f"optima and limits of {len(alphas)} alpha"
                       f"{'s' if len(alphas) > 1 else ''}")

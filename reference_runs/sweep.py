@@ -33,6 +33,7 @@ from itertools import product
 from pathlib import Path
 
 from scalingfit.errors import DataError, ScalingfitError
+from scalingfit.progress import Progress
 
 from . import config as settings
 from .devices import resolve_device
@@ -173,13 +174,13 @@ def run_sweep(sweep: SweepConfig, *, log=print):
     resumable = sum(j.checkpoint.exists() for j in pending)
     log(f"sweep {out}: {len(jobs)} jobs, {len(jobs) - len(pending)} done, {len(pending)} to "
         f"run ({resumable} resume from a checkpoint)")
-    progress = _Progress(len(pending), log)
-    if sweep.executor == "local" and len(sweep.devices) <= 1:
-        _run_inline(pending, sweep.devices[0] if sweep.devices else "auto", progress)
-    elif sweep.executor == "local":
-        _run_on_devices(pending, list(sweep.devices), progress)
-    else:
-        _run_submitit(pending, sweep, progress)
+    with Progress("sweep", "", len(pending), "job", stream=log) as progress:
+        if sweep.executor == "local" and len(sweep.devices) <= 1:
+            _run_inline(pending, sweep.devices[0] if sweep.devices else "auto", progress)
+        elif sweep.executor == "local":
+            _run_on_devices(pending, list(sweep.devices), progress)
+        else:
+            _run_submitit(pending, sweep, progress)
     failed = [j.name for j in jobs if not j.done]
     if failed:
         raise ScalingfitError(f"{len(failed)} job(s) did not finish: {', '.join(failed[:5])}"
@@ -188,17 +189,9 @@ def run_sweep(sweep: SweepConfig, *, log=print):
     return _write_table(jobs, out / "table.csv", log)
 
 
-class _Progress:
-    def __init__(self, total, log):
-        self.total, self.done, self.log, self.start = total, 0, log, time.perf_counter()
-
-    def finished(self, name, ok=True, why=""):
-        self.done += 1
-        elapsed = time.perf_counter() - self.start
-        eta = elapsed / self.done * (self.total - self.done)
-        state = "done" if ok else f"FAILED ({why})"
-        self.log(f"[{self.done}/{self.total}] {name} {state}; {elapsed:.0f} s elapsed, "
-                 f"~{eta:.0f} s left")
+def _finished(progress, name, error=None):
+    """One job more is over: done, or FAILED with the error's last line."""
+    progress.advance(event=f"{name} done" if error is None else f"{name} FAILED ({error})")
 
 
 def _run_inline(jobs, device, progress):
@@ -209,9 +202,9 @@ def _run_inline(jobs, device, progress):
         try:
             train(config, log=lambda line: print(f"  {line}", flush=True))
         except Exception as err:  # one failed job (a bad setting, out of memory) is reported
-            progress.finished(job.name, False, _why(err))  # and the others still run
+            _finished(progress, job.name, _why(err))  # and the others still run
             continue
-        progress.finished(job.name)
+        _finished(progress, job.name)
 
 
 def _why(error) -> str:
@@ -258,8 +251,7 @@ def _run_on_devices(jobs, devices, progress):
         try:
             for future in as_completed(futures):
                 error = future.exception()
-                progress.finished(futures[future].name, error is None,
-                                  _why(error) if error else "")
+                _finished(progress, futures[future].name, _why(error) if error else None)
         except KeyboardInterrupt:  # start nothing more; running jobs stop at the signal too
             pool.shutdown(wait=False, cancel_futures=True)
             raise
@@ -280,18 +272,17 @@ def _run_submitit(jobs, sweep, progress):
             if handle.done():
                 waiting.remove(item)
                 error = handle.exception()
-                progress.finished(job.name, error is None,
-                                  str(error).strip().splitlines()[-1] if error else "")
+                _finished(progress, job.name,
+                          str(error).strip().splitlines()[-1] if error else None)
         time.sleep(0.5 if waiting else 0)
 
 
 def _write_table(jobs, path, log):
-    from scalingfit.atomic import atomic_path
-    from scalingfit.ingest import load
+    from scalingfit.ingest.sources import load
+    from scalingfit.ingest.table import write_table
 
     table = load([j.table for j in jobs]).drop(columns="source")
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False)
+    write_table(table, path)
     log(f"wrote {path}: {table['run_id'].nunique()} runs, {len(table)} rows")
     return table
 

@@ -144,9 +144,8 @@ def train(config: TrainConfig, *, log=print):
     import pandas as pd
 
     from scalingfit.atomic import atomic_path
-    from scalingfit.norm_logging import log_spaced_steps
-    from scalingfit.norms import log_norms
-    from scalingfit.table import validate
+    from scalingfit.ingest.table import validate, write_table
+    from scalingfit.norms import log_norms, log_spaced_steps
 
     from .models import build
     from .stack import ModelStack
@@ -319,11 +318,7 @@ def train(config: TrainConfig, *, log=print):
     # ---- the canonical table, written atomically; then the checkpoint goes ----------
     table = validate(pd.DataFrame(rows).set_index(pd.RangeIndex(2, len(rows) + 2)),
                      source=str(out_path))
-    with atomic_path(out_path) as tmp:
-        if out_path.suffix in (".parquet", ".pq"):
-            table.to_parquet(tmp, index=False)
-        else:
-            table.to_csv(tmp, index=False)
+    write_table(table, out_path)
     settings.write_yaml(config_path, dataclasses.asdict(config))
     checkpoint_path.unlink(missing_ok=True)
     share = norm_s / train_s if train_s > 0 else float("nan")
@@ -361,7 +356,7 @@ def _plain(value):
 
 def _open_sinks(config: TrainConfig, ids):
     """A TensorBoard and/or W&B writer per run (plain no-ops when neither is asked for)."""
-    from scalingfit.norm_logging import MetricWriter
+    from scalingfit.norms import MetricWriter
 
     sinks = []
     for run in ids:

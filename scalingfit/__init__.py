@@ -11,7 +11,12 @@ grows with the training-set size, λ* ≈ k2·P^γ2; together ε*(P) ∝ P^(−�
 >>> sf.check(table, result=result).table()          # do the combined laws predict ε*(P)?
 >>> sf.predict(result, [100_000])                   # ε*, λ* at a size not yet trained
 
-Heavy modules (PyMC, torch) are imported on first use, so ``import scalingfit`` is quick.
+The package follows the pipeline: :mod:`scalingfit.ingest` (logs → canonical table),
+:mod:`scalingfit.fitting` (table → posterior), :mod:`scalingfit.checking` (verdict,
+held-out sizes, predictions), :mod:`scalingfit.report` (figures, pages, text tables);
+beside it :mod:`scalingfit.norms` (norms from your own training loop) and
+:mod:`scalingfit.theory` (the perceptron's theory). Heavy modules (PyMC, torch) are
+imported on first use, so ``import scalingfit`` is quick.
 """
 
 from importlib import import_module
@@ -19,14 +24,14 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load": ("scalingfit.ingest", "load"),
-    "validate": ("scalingfit.table", "validate"),
-    "Mapping": ("scalingfit.mapping", "Mapping"),
-    "simulate": ("scalingfit.simulation", "simulate"),
-    "fit": ("scalingfit.fitting", "fit"),
-    "FitResult": ("scalingfit.result", "FitResult"),
-    "check": ("scalingfit.checking", "check"),
-    "predict": ("scalingfit.prediction", "predict"),
+    "load": ("scalingfit.ingest.sources", "load"),
+    "validate": ("scalingfit.ingest.table", "validate"),
+    "Mapping": ("scalingfit.ingest.mapping", "Mapping"),
+    "simulate": ("scalingfit.fitting.simulation", "simulate"),
+    "fit": ("scalingfit.fitting.pipeline", "fit"),
+    "FitResult": ("scalingfit.fitting.result", "FitResult"),
+    "check": ("scalingfit.checking.pipeline", "check"),
+    "predict": ("scalingfit.checking.prediction", "predict"),
     "rc": ("scalingfit.rc", "rc"),
     "rc_context": ("scalingfit.rc", "rc_context"),
     "norms": ("scalingfit.norms", None),

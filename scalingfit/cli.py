@@ -14,7 +14,7 @@ import re
 import sys
 import warnings
 
-from .errors import ScalingfitError, ScalingfitWarning
+from .errors import ScalingfitError, ScalingfitWarning, first_line
 
 MAPPING_HELP = """\
 mapping file (YAML), for sources whose names or units differ from the canonical table:
@@ -77,12 +77,12 @@ def _fit_options(parser):
 
 
 def _load(args):
-    from .ingest import load
+    from .ingest.sources import load
 
     if getattr(args, "example", False):
         if args.sources:
             raise ScalingfitError("give either SOURCE files or --example, not both.")
-        from .simulation import example_table
+        from .fitting.simulation import example_table
 
         return example_table(), []
     if not args.sources:
@@ -119,7 +119,7 @@ def parse_sizes(values, flag: str, *, integer: bool = False, hint: str = "") -> 
 
 def _run_fit(args):
     from .atomic import check_output_dir
-    from .fitting import fit
+    from .fitting.pipeline import fit
 
     check_output_dir(args.out)  # before minutes of fitting, not after
     table, reports = _load(args)
@@ -147,7 +147,8 @@ def _ingest_arguments(parser):
 
 
 def _run_ingest(args):
-    from .ingest import OUTPUT_SUFFIXES, load, write_table
+    from .ingest.sources import load
+    from .ingest.table import OUTPUT_SUFFIXES, write_table
 
     if not args.sources:
         raise ScalingfitError("no SOURCE given; see --help.")
@@ -176,7 +177,7 @@ def _fit_dir(path):
 def _load_fit(path):
     from pathlib import Path
 
-    from .result import FitResult
+    from .fitting.result import FitResult
 
     if _fit_dir(path) is None:
         path = Path(path)
@@ -221,7 +222,8 @@ def _check_arguments(parser):
 
 def _run_check(args):
     from .atomic import check_output_dir
-    from .checking import TOLERANCE, check
+    from .checking.pipeline import check
+    from .checking.verdict import TOLERANCE
 
     # say so before minutes of fitting: a bad size list, a bad output directory
     holdout = None if args.holdout is None else parse_sizes(
@@ -232,9 +234,8 @@ def _run_check(args):
         result = _load_fit(args.sources[0])
         table = result.fitted_table
         if table is None:
-            raise ScalingfitError(f"{args.sources[0]}: the fit directory has no table.parquet "
-                                  "(written by scalingfit fit since 0.1); pass the SOURCE "
-                                  "files instead.")
+            raise ScalingfitError(f"{args.sources[0]}: the fit directory has no table.parquet; "
+                                  "pass the SOURCE files instead.")
     else:
         table, reports = _load(args)
         if not args.quiet:
@@ -286,7 +287,8 @@ def _run_predict(args):
     import json
 
     from .atomic import atomic_path, check_output_file
-    from .prediction import predict, prediction_table
+    from .checking.prediction import predict
+    from .report.text import prediction_table
 
     sizes = parse_sizes(args.train_size, "--train-size")
     if args.json:
@@ -312,8 +314,8 @@ def _report_arguments(parser):
 
 def _run_report(args):
     from .atomic import check_output_dir
-    from .checking import load_check
-    from .report import render
+    from .checking.pipeline import load_check
+    from .report.render import render
 
     check_output_dir(args.out)
     result = _load_fit(args.fit_dir)
@@ -368,7 +370,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 def _os_error_text(err: OSError) -> str:
     where = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
-    why = err.strerror or (str(err).strip().splitlines() or [type(err).__name__])[0]
+    why = err.strerror or first_line(err)
     where = f"{where}: " if where else ""
     return (f"{where}{why} ({type(err).__name__}). Fix: check that path (a file where a "
             "directory is needed, permissions, free space), or choose another one.")

@@ -9,10 +9,10 @@ from __future__ import annotations
 __all__ = [
     "ScalingfitError",
     "DataError",
-    "ConvergenceError",
     "MissingDependencyError",
     "ScalingfitWarning",
     "require",
+    "first_line",
 ]
 
 
@@ -50,15 +50,6 @@ class DataError(ScalingfitError, ValueError):
         super().__init__(message)
 
 
-class ConvergenceError(ScalingfitError, RuntimeError):
-    """The sampler's diagnostics failed; carries them so callers can inspect the fit."""
-
-    def __init__(self, message, *, diagnostics=None, result=None):
-        super().__init__(message)
-        self.diagnostics = diagnostics or {}
-        self.result = result
-
-
 class MissingDependencyError(ScalingfitError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
 
@@ -78,3 +69,9 @@ def require(module: str, extra: str):
 
 class ScalingfitWarning(UserWarning):
     """Odd but legal input, or a fit to read with care; printed by the CLI."""
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none): what a
+    one-line error quotes of a library's multi-line complaint."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]

@@ -1,172 +1,25 @@
-"""Readers that turn training logs into the canonical table (docs/design.md §3).
+"""Ingest: training logs → the canonical table (docs/design.md §3).
 
-One module per source (:mod:`.csv`, :mod:`.tensorboard`, :mod:`.wandb`, :mod:`.paper`);
-:func:`load` works out which reader each source needs — a directory may hold several
-kinds of log, each read as its own source — and validates every source with
-:func:`scalingfit.table.validate`.
+- :mod:`.table`: the canonical table itself — its columns, :func:`validate` (the one
+  validator every producer goes through) and :func:`write_table`;
+- :mod:`.mapping`: how a source's names and units become canonical (YAML ``--map``);
+- one reader per source: :mod:`.csv`, :mod:`.tensorboard`, :mod:`.wandb`, :mod:`.paper`,
+  with what they share in :mod:`._common`;
+- :mod:`.sources`: which reader a path needs, and :func:`load`, which reads them all.
+
+Readers are imported when :func:`load` first needs them: writing a table does not.
 """
 
-from __future__ import annotations
+from importlib import import_module
 
-import os
-from pathlib import Path
+_LAZY = {"load": ".sources", "read_source": ".sources", "SourceReport": "._common",
+         "validate": ".table", "write_table": ".table", "OUTPUT_SUFFIXES": ".table",
+         "Mapping": ".mapping"}
 
-import pandas as pd
-
-from ..atomic import atomic_path
-from ..errors import DataError
-from ..mapping import Mapping
-from ..table import FLOAT32_MAX, validate
-from . import csv, paper, tensorboard, wandb
-from ._common import SourceReport, check_error_units, progress
-
-__all__ = ["load", "read_source", "write_table", "SourceReport", "OUTPUT_SUFFIXES"]
-
-OUTPUT_SUFFIXES = (".parquet", ".pq", ".csv")
-#: The reason under which rows dropped by ``nan_policy="omit"`` are counted.
-OMITTED = "NaN or inf test_error or norm (--nan-policy omit)"
-_LOOKED_FOR = ("TensorBoard event files, W&B run logs (run-*.wandb), W&B CSV exports, "
-               "the paper's .npy run files, CSV/Parquet tables")
+__all__ = sorted(_LAZY)
 
 
-def _reader_for(path: Path):
-    """The reader of one file (a directory is split by :func:`_sources_in` first)."""
-    name = path.name.lower()
-    if tensorboard.is_event_file(path):
-        return tensorboard
-    if name.endswith(".wandb") or name.endswith(wandb.HISTORY_ONLY_SUFFIXES):
-        return wandb
-    if name.endswith(".npy"):
-        return paper
-    if name.endswith(csv.SUFFIXES):
-        return wandb if wandb.is_wandb_table(path) else csv
-    raise DataError("no reader for this kind of file.", source=path,
-                    fix=f"give one of: {_LOOKED_FOR}.")
-
-
-def _sources_in(source) -> list:
-    """(reader, path) pairs for one SOURCE argument: a file, a directory or a URL."""
-    if isinstance(source, str) and source.startswith(wandb.URL_SCHEME):
-        return [(wandb, source)]
-    path = Path(source)
-    if not path.exists():
-        raise DataError("no such file or directory.", source=path)
-    if path.is_file():
-        return [(_reader_for(path), path)]
-    kinds, tables = set(), []
-    for directory, subdirectories, files in os.walk(path):
-        subdirectories.sort()
-        for name in sorted(files):
-            try:
-                reader = _reader_for(Path(directory, name))
-            except DataError:
-                continue  # not a log: README, requirements.txt, debug.log, ...
-            if reader is csv:
-                tables.append(Path(directory, name))
-            else:
-                kinds.add(reader)
-    # each reader walks the directory itself and reads only its own kind of file
-    found = [(reader, path) for reader in (tensorboard, wandb, paper) if reader in kinds]
-    found += [(csv, table) for table in tables]
-    if not found:
-        raise DataError(f"no training logs found in this directory (looked for {_LOOKED_FOR}).",
-                        source=path, fix="check the path, or give the files themselves.")
-    return found
-
-
-def read_source(path, mapping: Mapping | None = None, *, nan_policy: str = "raise",
-                reader=None):
-    """Read and validate one source; return (canonical table, report)."""
-    if reader is None:
-        found = _sources_in(path)
-        if len(found) > 1:
-            raise DataError(f"holds several kinds of log ({', '.join(str(p) for _, p in found)})"
-                            f"; read_source reads one.", source=path,
-                            fix="use scalingfit.load, which reads them all.")
-        ((reader, path),) = found
-    table, report = reader.read(path, mapping)
-    if "source" not in table:
-        table["source"] = str(path)
-    check_error_units(table, mapping, source=str(path))
-    table = validate(table, source=str(path), nan_policy=nan_policy, reader=report.reader,
-                     mapping=mapping)
-    if table.attrs.get("omitted_rows"):
-        report.skipped[OMITTED] += table.attrs["omitted_rows"]
-    if report.reader == "tensorboard" and table.attrs.get("omitted_inf_norms"):
-        report.notes.append(
-            f"{table.attrs['omitted_inf_norms']} of the skipped rows have a norm that is inf: "
-            f"TensorBoard stores float32 (largest {FLOAT32_MAX:.3g}); log such a norm's "
-            f"natural log as 'lognorm/<name>' instead")
-    report.runs = table["run_id"].nunique()
-    report.rows_kept = len(table)
-    return table, report
-
-
-def load(sources, mapping=None, *, nan_policy: str = "raise", return_report: bool = False,
-         show_progress: bool | None = False):
-    """Read sources into one canonical table.
-
-    Parameters
-    ----------
-    sources : path, URL or list of them
-        Files, directories (every log found in them) or ``wandb://entity/project`` URLs.
-    mapping : Mapping, dict or path to a YAML file, optional
-        Column names and units (see :mod:`scalingfit.mapping`).
-    nan_policy : {"raise", "omit"}
-        Rows with a missing or infinite test error or norm: an error (default), or skipped
-        and counted (``--nan-policy omit`` on the command line).
-    return_report : bool
-        Also return a list of :class:`SourceReport`, one per source read.
-    show_progress : bool or None
-        Progress bars on stderr while reading large trees (None: when it is a terminal).
-
-    Returns
-    -------
-    pandas.DataFrame, or (pandas.DataFrame, list of SourceReport)
-    """
-    if isinstance(sources, (str, Path)):
-        sources = [sources]
-    if mapping is not None and not isinstance(mapping, Mapping):
-        mapping = (Mapping.from_dict(mapping) if isinstance(mapping, dict)
-                   else Mapping.from_yaml(mapping))
-    tables, reports, owner = [], [], {}
-    with progress(show_progress):
-        for source in sources:
-            for reader, path in _sources_in(source):
-                table, report = read_source(path, mapping, nan_policy=nan_policy,
-                                            reader=reader)
-                for run in pd.unique(table["run_id"]):
-                    if run in owner:
-                        raise DataError(f"run_id '{run}' also appears in {owner[run]}.",
-                                        source=path, column="run_id",
-                                        fix="run ids must be unique across sources.")
-                    owner[run] = str(path)
-                tables.append(table)
-                reports.append(report)
-    if not tables:
-        raise DataError("no sources given.")
-    table = pd.concat(tables) if len(tables) > 1 else tables[0]
-    return (table, reports) if return_report else table
-
-
-def write_table(table: pd.DataFrame, path) -> Path:
-    """Write a canonical table to ``.parquet`` or ``.csv``, atomically.
-
-    Metadata columns whose values mix types across runs (a weight decay logged as a number
-    by one run and as a string by another) are written as strings, which both formats hold.
-    """
-    path = Path(path)
-    if not path.name.lower().endswith(OUTPUT_SUFFIXES):
-        raise DataError(f"the output must end in one of {', '.join(OUTPUT_SUFFIXES)}.",
-                        source=path, fix="name the file table.parquet or table.csv.")
-    table = table.copy()
-    for column in [c for c in table.columns if pd.api.types.is_object_dtype(table[c])]:
-        kinds = {type(v) for v in table[column].dropna()}
-        if len(kinds) > 1:
-            table[column] = table[column].map(lambda v: v if pd.isna(v) else str(v))
-    with atomic_path(path) as tmp:
-        if path.name.lower().endswith(".csv"):
-            table.to_csv(tmp, index=False)
-        else:
-            table.to_parquet(tmp, index=False)
-    return path
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'scalingfit.ingest' has no attribute {name!r}")
+    return getattr(import_module(_LAZY[name], __name__), name)

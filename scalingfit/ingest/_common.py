@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..mapping import Mapping
-from ..table import NORM_PATTERN
+from ..progress import track as progress_track
+from .mapping import Mapping, as_written
+from .table import NORM_PATTERN
 
 __all__ = ["SourceReport", "RunLog", "assemble", "nothing_kept", "check_error_units", "track",
            "progress"]
@@ -241,32 +242,21 @@ def check_error_units(table: pd.DataFrame, mapping: Mapping | None, *, source):
         values = pd.to_numeric(table[column], errors="coerce")
         # NaN and inf say nothing about the unit: the validator reports (or omits) them
         values = values.where(np.isfinite(values))
-        as_written = _as_written(values, units.get(column, "fraction"))
-        if not as_written.max() > 1:
+        written = as_written(values, units.get(column, "fraction"))
+        if not written.max() > 1:
             continue  # all within [0, 1]: nothing can be in percent
-        peaks = as_written.groupby(table["run_id"].astype(str)).max().dropna()
+        peaks = written.groupby(table["run_id"].astype(str)).max().dropna()
         if len(peaks) < 2 or not ((peaks > 1).any() and (peaks <= 1).any()):
             continue
         high, low = peaks.idxmax(), peaks.idxmin()
         rows = table.index[(table["run_id"].astype(str) == high).to_numpy()]
-        row = rows[np.nanargmax(as_written.loc[rows].to_numpy())]
+        row = rows[np.nanargmax(written.loc[rows].to_numpy())]
         raise DataError(
             f"{column} mixes percent and fraction: run '{high}' goes up to {peaks[high]:g} "
             f"(percent) while run '{low}' never exceeds {peaks[low]:g} (fraction).",
             source=source, row=row, column=column,
             fix="write every run in one unit (fractions in [0, 1], or percent declared with "
                 f"'units: {{{column}: percent}}' in a mapping file).")
-
-
-def _as_written(values, unit):
-    """Undo a unit conversion: the error column as the source wrote it."""
-    if unit == "percent":
-        return values * 100.0
-    if unit == "accuracy":
-        return 1.0 - values
-    if unit == "accuracy_percent":
-        return (1.0 - values) * 100.0
-    return values
 
 
 @contextmanager
@@ -284,11 +274,5 @@ def progress(enabled: bool | None):
 def track(items, description: str):
     """Iterate over ``items`` with a progress bar on stderr when there are many of them."""
     items = list(items)
-    if not _PROGRESS.get() or len(items) < _PROGRESS_MIN_ITEMS:
-        yield from items
-        return
-    from rich.console import Console
-    from rich.progress import track as rich_track
-
-    yield from rich_track(items, description=description, console=Console(stderr=True),
-                          transient=True)
+    yield from progress_track(items, description,
+                              show=_PROGRESS.get() and len(items) >= _PROGRESS_MIN_ITEMS)

@@ -18,7 +18,7 @@ import pickle
 import numpy as np
 from numpy.lib import format as npy_format
 
-from ..errors import DataError
+from ..errors import DataError, first_line
 
 __all__ = ["load_object_npy"]
 
@@ -103,8 +103,8 @@ def load_object_npy(path):
             else:
                 raise ValueError(f".npy format version {version} is not supported")
         except Exception as err:  # numpy's header parser raises ValueError, TokenError, ...
-            detail = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise DataError(f"not a readable .npy file ({detail}).", source=path) from None
+            raise DataError(f"not a readable .npy file ({first_line(err)}).",
+                            source=path) from None
         if not dtype.hasobject:
             count = int(np.prod(shape))
             data = np.frombuffer(file.read(count * dtype.itemsize), dtype)
@@ -121,9 +121,8 @@ def load_object_npy(path):
                             fix="if you trust this file, re-save its data with np.save from "
                                 "plain arrays, numbers, strings, lists and dicts.") from None
         except Exception as err:  # a damaged pickle raises anything from EOFError to TypeError
-            detail = str(err).splitlines()[0] if str(err) else ""
             raise DataError(f"not a readable pickled .npy file ({type(err).__name__}: "
-                            f"{detail}).", source=path) from None
+                            f"{first_line(err)}).", source=path) from None
     if isinstance(array, np.ndarray) and array.dtype == object and array.shape == ():
         return array.item()
     return array

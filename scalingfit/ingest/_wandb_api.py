@@ -21,12 +21,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
-from ..errors import DataError, require
-from ..mapping import Mapping
-from ..table import NORM_PATTERN
+from ..errors import DataError, first_line, require
 from ._common import RunLog, track
+from .mapping import Mapping
+from .table import NORM_PATTERN
 
-__all__ = ["URL_SCHEME", "parse_url", "read_api", "flat_config", "history_series",
+__all__ = ["URL_SCHEME", "parse_url", "read_api", "flat_config", "json_or_text", "history_series",
            "metrics_to_fetch"]
 
 URL_SCHEME = "wandb://"
@@ -48,7 +48,7 @@ def parse_url(url: str):
                         fix="e.g. wandb://my-team/scaling?state=finished")
     filters = {}
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        parsed = _json_or_text(value)
+        parsed = json_or_text(value)
         if key == "filters":
             if not isinstance(parsed, dict):
                 raise DataError("'filters=' must be a JSON object.", source=url,
@@ -59,13 +59,8 @@ def parse_url(url: str):
     return "/".join(path[:2]), (path[2] if len(path) == 3 else None), filters
 
 
-def _first_line(err: Exception) -> str:
-    """An exception in one line (the CLI prints errors on one line)."""
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
-
-
-def _json_or_text(value: str):
+def json_or_text(value: str):
+    """A value W&B stores as JSON text (or a query value): parsed where it parses."""
     try:
         return json.loads(value)
     except ValueError:
@@ -139,14 +134,15 @@ def read_api(url: str, mapping: Mapping | None, report, *, api=None) -> list:
         try:
             api = wandb.Api(timeout=60)
         except Exception as err:  # no API key, no network: wandb raises several types
-            raise DataError(f"cannot reach W&B ({_first_line(err)}).", source=url,
+            raise DataError(f"cannot reach W&B ({type(err).__name__}: {first_line(err)}).",
+                            source=url,
                             fix="run `wandb login`, or read the local run directories "
                                 "(wandb/run-*) instead.") from err
     try:
         runs = ([api.run(f"{project}/{run_id}")] if run_id
                 else list(api.runs(project, filters=filters or None, per_page=100)))
     except Exception as err:
-        raise DataError(f"W&B did not list the runs ({_first_line(err)}).",
+        raise DataError(f"W&B did not list the runs ({type(err).__name__}: {first_line(err)}).",
                         source=url, fix="check the entity, project and filters.") from err
     if not runs:
         raise DataError("no runs match.", source=url, fix="check the project and filters.")

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import DataError
-from ..mapping import Mapping
+from ..errors import DataError, first_line
 from ._common import SourceReport
+from .mapping import Mapping
 
-__all__ = ["read", "SUFFIXES"]
+__all__ = ["read", "read_frame", "SUFFIXES"]
 
 SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz", ".parquet", ".pq")
 
@@ -31,24 +31,29 @@ def read(path, mapping: Mapping | None = None) -> tuple[pd.DataFrame, SourceRepo
         The table with canonical column names (not yet validated) and what was recognised.
     """
     path = Path(path)
-    name = path.name.lower()
-    if name.endswith((".parquet", ".pq")):
-        try:
-            raw = pd.read_parquet(path)
-        except Exception as err:  # pyarrow raises several unrelated types
-            raise DataError(f"not a readable Parquet file ({type(err).__name__}: {err}).",
-                            source=path) from err
-        raw.index = pd.RangeIndex(1, len(raw) + 1)
-        notes = []
-    else:
-        raw, notes = _read_text_table(path, "\t" if ".tsv" in name else ",")
-        raw.index = pd.RangeIndex(2, len(raw) + 2)
+    raw, notes = read_frame(path)
+    parquet = path.name.lower().endswith((".parquet", ".pq"))
+    raw.index = pd.RangeIndex(1, len(raw) + 1) if parquet else pd.RangeIndex(2, len(raw) + 2)
     if raw.columns.size and all(str(c).startswith("Unnamed") for c in raw.columns):
         raise DataError("no header row found.", source=path, row=1,
                         fix="the first line must name the columns.")
     table, recognised = (mapping or Mapping()).apply(raw, source=str(path))
     report = SourceReport(str(path), "table", recognised=recognised, notes=notes)
     return table, report
+
+
+def read_frame(path) -> tuple[pd.DataFrame, list[str]]:
+    """A table file as it is (Parquet, or text with its delimiter detected), and notes on
+    how it was read: the one table reader of every source that comes as a table."""
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        try:
+            return pd.read_parquet(path), []
+        except Exception as err:  # pyarrow raises several unrelated types
+            raise DataError(f"not a readable Parquet file ({type(err).__name__}: "
+                            f"{first_line(err)}).", source=path) from err
+    return _read_text_table(path, "\t" if ".tsv" in name else ",")
 
 
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -88,6 +93,5 @@ def _read_csv(path, **options):
         raise DataError("the file is empty.", source=path,
                         fix="check that the file is the one you meant.") from err
     except (UnicodeDecodeError, pd.errors.ParserError) as err:
-        detail = str(err).splitlines()[0]
-        raise DataError(f"not a readable CSV table ({detail}).", source=path,
+        raise DataError(f"not a readable CSV table ({first_line(err)}).", source=path,
                         fix="give a comma-separated file with a header row.") from err

@@ -34,9 +34,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..mapping import Mapping
 from ._common import RunLog, SourceReport, assemble, nothing_kept, track
 from ._safe_pickle import load_object_npy
+from .mapping import Mapping
 
 __all__ = ["read", "NAME_PATTERN", "KEYS"]
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from ..errors import DataError, require
-from ..mapping import Mapping
 from ._common import RunLog, SourceReport, assemble, nothing_kept, track
 from ._tfevent import EventScalars
 from ._tfrecord import read_records
+from .mapping import Mapping
 
 __all__ = ["read", "is_event_file"]
 

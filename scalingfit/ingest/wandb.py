@@ -31,16 +31,17 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, require
-from ..mapping import ALIASES, Mapping
 from ._common import RunLog, SourceReport, assemble, nothing_kept, track
 from ._leveldb_log import read_records
-from ._wandb_api import URL_SCHEME, flat_config, read_api
+from ._wandb_api import URL_SCHEME, flat_config, json_or_text, read_api
+from .csv import SUFFIXES as TABLE_SUFFIXES
+from .csv import read_frame
+from .mapping import ALIASES, Mapping
 
 __all__ = ["read", "is_wandb_table", "URL_SCHEME", "HISTORY_ONLY_SUFFIXES"]
 
 #: Files that only W&B history exports come as (CSV and Parquet are sniffed).
 HISTORY_ONLY_SUFFIXES = (".jsonl", ".ndjson")
-_TABLE_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz", ".parquet", ".pq")
 _BUCKET_SUFFIXES = ("__MIN", "__MAX")
 _STEP = "_step"
 
@@ -117,7 +118,7 @@ def _files(path: Path):
             run_logs.append(file)
         elif name.endswith(HISTORY_ONLY_SUFFIXES):
             histories.append(file)
-        elif name.endswith(_TABLE_SUFFIXES):
+        elif name.endswith(TABLE_SUFFIXES):
             kind = _table_kind(file)
             if kind == "panel":
                 panels.append(file)
@@ -206,7 +207,7 @@ def _read_run_log(file: Path, protos, report):
             step = row.pop(_STEP, None)
             if step is None and record.history.HasField("step"):
                 step = str(record.history.step.num)
-            history.add_row(step, {k: _json_value(v) for k, v in row.items()})
+            history.add_row(step, {k: json_or_text(v) for k, v in row.items()})
         elif kind == "run":
             name = record.run.display_name or name
             run_id = record.run.run_id or run_id
@@ -226,16 +227,9 @@ def _item_key(item) -> str:
     return item.key or ".".join(item.nested_key)
 
 
-def _json_value(text: str):
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def _update_config(config: dict, record):
     for item in record.update:
-        config[_item_key(item)] = _json_value(item.value_json)
+        config[_item_key(item)] = json_or_text(item.value_json)
     for item in record.remove:
         config.pop(_item_key(item), None)
 
@@ -249,7 +243,7 @@ class _SeriesBuilder:
         self.missing_step = 0
 
     def add_row(self, step, row: dict):
-        step = _json_value(step) if isinstance(step, str) else step
+        step = json_or_text(step) if isinstance(step, str) else step
         if (not isinstance(step, (int, float)) or isinstance(step, bool)
                 or not np.isfinite(step) or step != int(step)):
             self.missing_step += 1  # no step, or not a whole number: not a row we can place
@@ -273,7 +267,8 @@ class _SeriesBuilder:
 
 def _read_panel(file: Path, report) -> list:
     """RunLogs of one line-panel CSV export (``Step``, ``<run> - <metric>``...)."""
-    raw = _read_table(file)
+    raw, notes = read_frame(file)
+    report.notes += notes
     x_axis = raw.columns[0]
     steps = pd.to_numeric(raw[x_axis], errors="coerce")
     if steps.notna().any() and (steps.dropna() != np.round(steps.dropna())).any():
@@ -311,7 +306,8 @@ def _read_history(file: Path, report) -> list:
     if file.name.lower().endswith(HISTORY_ONLY_SUFFIXES):
         rows = _json_lines(file, report)
     else:
-        raw = _read_table(file)
+        raw, notes = read_frame(file)
+        report.notes += notes
         rows = [{k: v for k, v in row.items() if not _is_missing(v)}
                 for row in raw.to_dict("records")]
     run_column = next((c for c in ["run_id", *ALIASES["run_id"]]
@@ -358,7 +354,7 @@ def _json_lines(file: Path, report) -> list:
 def _export_stem(file: Path) -> str:
     """The run's name from an export's file name: ``cnn_P100.history.csv`` -> ``cnn_P100``."""
     name = file.name
-    for suffix in (*_TABLE_SUFFIXES, *HISTORY_ONLY_SUFFIXES):
+    for suffix in (*TABLE_SUFFIXES, *HISTORY_ONLY_SUFFIXES):
         if name.lower().endswith(suffix):
             name = name[:-len(suffix)]
             break
@@ -382,15 +378,3 @@ def _config_beside(file: Path) -> dict:
                 raise DataError("a run config must be a JSON object.", source=path)
             return flat_config(content)
     return {}
-
-
-def _read_table(file: Path) -> pd.DataFrame:
-    name = file.name.lower()
-    try:
-        if name.endswith((".parquet", ".pq")):
-            return pd.read_parquet(file)
-        return pd.read_csv(file, sep="\t" if ".tsv" in name else ",")
-    except Exception as err:  # pandas and pyarrow raise many unrelated types
-        raise DataError(f"not a readable table ({type(err).__name__}: "
-                        f"{str(err).splitlines()[0] if str(err) else ''}).",
-                        source=file) from err

@@ -1,62 +1,21 @@
-"""The report: renders only from a :class:`~scalingfit.result.FitResult` (and, if given,
-the content of a check's ``check.json``).
+"""The report: renders only from a :class:`~scalingfit.fitting.result.FitResult` (and, if
+given, the content of a check's ``check.json``).
 
-``render(result, out)`` writes ``report.html`` (self-contained: figures embedded as base64
-PNG, no external resource), ``report.md``, and every figure as ``<name>.png`` and
-``<name>.svg`` beside them. The figures themselves are in :mod:`scalingfit.report.figures`.
+``render(result, out)`` (:mod:`.render`) writes ``report.html`` (self-contained: figures
+embedded as base64 PNG, no external resource), ``report.md``, and every figure as
+``<name>.png`` and ``<name>.svg`` beside them. The figures are in :mod:`.figures`, the
+pages in :mod:`.page`, and the plain-text tables every command prints in :mod:`.text`,
+which imports nothing else: the commands that only print load no plotting.
 """
 
-from __future__ import annotations
+from importlib import import_module
 
-import io
-from pathlib import Path
+_LAZY = {"render": ".render", "make_figures": ".render", "FIGURES": ".figures"}
 
-from ..atomic import atomic_path, make_dir
-from .figures import FIGURES
-from .page import html_page, markdown_page
-
-__all__ = ["render", "make_figures", "FIGURES"]
-
-DPI = 110
+__all__ = sorted(_LAZY)
 
 
-def make_figures(result, check=None) -> dict:
-    """Every figure of the report: name → (matplotlib Figure, caption)."""
-    return {name: (draw(result, check), caption) for name, (draw, caption) in FIGURES.items()}
-
-
-def render(result, out, *, check: dict | None = None,
-           check_name: str = "the check") -> list[Path]:
-    """Write the report for ``result`` into the directory ``out``.
-
-    A ``check`` (the content of ``check.json``) must be of the same table and fit settings
-    as ``result`` (:func:`scalingfit.checking.check_matches`), or a ScalingfitError, naming
-    it ``check_name``, says so before anything is drawn.
-
-    Returns
-    -------
-    list of Path
-        ``report.html``, ``report.md``, then the PNG and SVG of each figure.
-    """
-    if check:
-        from ..checking import check_matches
-
-        check_matches(result, check, where=check_name)
-    out = make_dir(out, "report directory")
-    pngs, files, figure_paths = {}, {}, []
-    for name, (figure, caption) in make_figures(result, check).items():
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=DPI)
-        pngs[name] = (buffer.getvalue(), caption)
-        files[name] = (f"{name}.png", caption)
-        with atomic_path(out / f"{name}.png") as tmp:
-            tmp.write_bytes(buffer.getvalue())
-        with atomic_path(out / f"{name}.svg") as tmp:
-            figure.savefig(tmp, format="svg")
-        figure_paths += [out / f"{name}.png", out / f"{name}.svg"]
-    page, markdown = out / "report.html", out / "report.md"
-    with atomic_path(page) as tmp:
-        tmp.write_text(html_page(result, pngs, check), encoding="utf-8")
-    with atomic_path(markdown) as tmp:
-        tmp.write_text(markdown_page(result, files, check), encoding="utf-8")
-    return [page, markdown, *figure_paths]
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'scalingfit.report' has no attribute {name!r}")
+    return getattr(import_module(_LAZY[name], __name__), name)

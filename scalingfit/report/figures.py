@@ -16,8 +16,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..laws import envelope_offset, learning_curve, uncapped_optimum
-from ..result import exponent_text, stat_summary
+from ..checking.verdict import TOLERANCE
+from ..fitting.laws import envelope_offset, learning_curve, uncapped_optimum
+from ..fitting.likelihood import PARAMS, laws_mean
+from ..fitting.predictive import predictive_estimates
+from ..fitting.result import describe
+from .text import exponent_text
 
 __all__ = ["FIGURES", "curves_figure", "collapse_figure", "optimal_norm_figure",
            "best_error_figure", "forest_figure", "diagnostics_figure", "ppc_figure"]
@@ -28,10 +32,6 @@ PANEL = (5.2, 3.7)    # inches per panel
 
 
 # ------------------------------------------------------------------------- data access
-def _names(result) -> list[str]:
-    return [f"{g['architecture']} / {g['dataset']}" for g in result.groups]
-
-
 def _group_values(result, name):
     return result.idata.constant_data[name].to_numpy()
 
@@ -62,9 +62,21 @@ def row_table(result) -> pd.DataFrame:
                          "test_error": o["test_error"].to_numpy()})
 
 
+def _laws(draws: dict, x_scale, g: int, ell):
+    """The laws' ``(γ, x*, y*)`` (standardised units) of group ``g`` at centred log P
+    ``ell`` (a number or a grid), for each draw: arrays (draws, len(ell))."""
+    ell = np.atleast_1d(np.asarray(ell, float))
+    return laws_mean(draws, x_scale, np.full(len(ell), g), ell)
+
+
 def _thin(draws: np.ndarray, n: int = N_BAND_DRAWS) -> np.ndarray:
     step = max(1, len(draws) // n)
     return draws[::step]
+
+
+def _law_draws(result) -> dict:
+    """Thinned draws of the laws' parameters (the curve bands need a few hundred)."""
+    return {k: _thin(result.draws(k)) for k in ("gamma1", "gamma2", "gamma_conv", "kappa", "nu")}
 
 
 def _norm_shift(log_values) -> int:
@@ -142,7 +154,7 @@ def _band(ax, x, samples, colour, label=None, alpha=0.25):
 
 
 def _interval_text(values):
-    return exponent_text(stat_summary(values))
+    return exponent_text(describe(values))
 
 
 def _size_legend(ax, colours, title="P (training-set size)", loc="best"):
@@ -163,10 +175,9 @@ def curves_figure(result, check=None) -> Figure:
     ell_center = _group_values(result, "ell_center")
     sharp, log_c = _group_values(result, "sharpness"), _group_values(result, "log_chance")
     plateau = _group_values(result, "plateau_sharpness")
-    draws = {k: _thin(result.draws(k)) for k in ("gamma1", "gamma2", "gamma_conv", "kappa",
-                                                 "nu")}
+    draws = _law_draws(result)
     fig, axes = _panels(len(result.groups))
-    for g, (ax, name) in enumerate(zip(axes, _names(result), strict=True)):
+    for g, (ax, name) in enumerate(zip(axes, result.group_names, strict=True)):
         mine = rows[rows["group"] == g]
         shift = _norm_shift(mine["log_norm"])
         colours = _colours(mine["train_size"])
@@ -174,7 +185,7 @@ def curves_figure(result, check=None) -> Figure:
             size = int(points["train_size"].iloc[0])
             ax.plot(_norm_values(points["log_norm"], shift), points["test_error"], "o",
                     color=colours[size], markersize=2.2, alpha=0.45, linewidth=0)
-        # standardised units: the curve law of scalingfit.laws
+        # standardised units: the curve law of scalingfit.fitting.laws
         x_lo = (mine["log_norm"].min() - x_center[g]) / x_scale[g]
         x_hi = (mine["log_norm"].max() - x_center[g]) / x_scale[g]
         grid = np.linspace(x_lo, x_hi + 0.05 * (x_hi - x_lo), 160)
@@ -184,9 +195,7 @@ def curves_figure(result, check=None) -> Figure:
             level = mine[mine["train_size"] == size]["log_norm"]
             span = (grid >= (level.min() - x_center[g]) / x_scale[g] - 0.02) & (
                 grid <= (level.max() - x_center[g]) / x_scale[g] + 0.02)
-            ell = math.log(size) - ell_center[g]
-            x_star = draws["kappa"][:, g, None] + draws["gamma2"][:, g, None] / x_scale[g] * ell
-            y_star = draws["nu"][:, g, None] - draws["gamma_conv"][:, g, None] * ell
+            _, x_star, y_star = _laws(draws, x_scale, g, math.log(size) - ell_center[g])
             beta = float(np.median(runs.loc[(runs["group"] == g)
                                             & (runs["train_size"] == size), "beta"]))
             y_min = uncapped_optimum(y_star, log_c[g], plateau[g])
@@ -196,8 +205,8 @@ def curves_figure(result, check=None) -> Figure:
                   colours[size])
         # the envelope shared by all P, drawn where the curves of the centre of log P meet it
         offset = envelope_offset(gamma_std, beta_group, sharp[g])
-        envelope = (draws["nu"][:, g, None] + gamma_std * draws["kappa"][:, g, None] - offset
-                    - gamma_std * grid[None, :])
+        _, x_centre, y_centre = _laws(draws, x_scale, g, 0.0)
+        envelope = y_centre - offset - gamma_std * (grid[None, :] - x_centre)
         envelope = np.minimum(envelope, log_c[g] + 0.3)  # stop the line just above chance
         _band(ax, _norm_values(x_center[g] + x_scale[g] * grid, shift), np.exp(envelope),
               "black", label=f"envelope, γ1 = {_interval_text(draws['gamma1'][:, g])}",
@@ -224,7 +233,7 @@ def collapse_figure(result, check=None) -> Figure:
     sharp = _group_values(result, "sharpness")
     gamma1 = result.draws("gamma1")
     fig, axes = _panels(len(result.groups))
-    for g, (ax, name) in enumerate(zip(axes, _names(result), strict=True)):
+    for g, (ax, name) in enumerate(zip(axes, result.group_names, strict=True)):
         mine = rows[rows["group"] == g]
         colours = _colours(mine["train_size"])
         seen = runs[(runs["group"] == g) & ~runs["censored"]]
@@ -271,8 +280,8 @@ def _heldout(check, name):
     if not check:
         return []
     for g in check["groups"]:
-        if f"{g['architecture']} / {g['dataset']}" == name:
-            return g.get("heldout", [])
+        if g["name"] == name:
+            return g["heldout"]
     return []
 
 
@@ -284,7 +293,7 @@ def _size_panels(result, check):
     fig, axes = _panels(len(result.groups))
 
     def panels():
-        for g, (ax, name) in enumerate(zip(axes, _names(result), strict=True)):
+        for g, (ax, name) in enumerate(zip(axes, result.group_names, strict=True)):
             mine = runs[runs["group"] == g]
             held = _heldout(check, name)
             grid = _size_grid(mine["train_size"], [h["train_size"] for h in held])
@@ -296,10 +305,10 @@ def _size_panels(result, check):
 def optimal_norm_figure(result, check=None) -> Figure:
     """λ* against P per run, with law 2's 90 % posterior band."""
     x_scale, x_center = _group_values(result, "x_scale"), _group_values(result, "x_center")
-    kappa, gamma2 = _thin(result.draws("kappa")), _thin(result.draws("gamma2"))
+    draws = _law_draws(result)
     fig, panels = _size_panels(result, check)
     for g, ax, name, mine, held, grid, ell in panels:
-        log_lam = x_center[g] + x_scale[g] * kappa[:, g, None] + gamma2[:, g, None] * ell
+        log_lam = x_center[g] + x_scale[g] * _laws(draws, x_scale, g, ell)[1]
         shift = _norm_shift(np.concatenate([mine["log_lam_star"], log_lam.ravel()]))
         _band(ax, grid, _norm_values(log_lam, shift), "C0",
               label=f"law 2, γ2 = {_interval_text(result.draws('gamma2')[:, g])}")
@@ -331,16 +340,17 @@ def optimal_norm_figure(result, check=None) -> Figure:
 def best_error_figure(result, check=None) -> Figure:
     """ε* against P: the runs' optima, the fitted convergence law, the combined laws, and
     (with a check) the held-out sizes predicted and observed."""
-    nu = _thin(result.draws("nu"))
-    gamma_conv, gamma_pred = _thin(result.draws("gamma_conv")), _thin(result.draws("gamma_pred"))
+    x_scale = _group_values(result, "x_scale")
+    draws = _law_draws(result)
+    combined = {**draws, "gamma_conv": _thin(result.draws("gamma_pred"))}
     tied = bool(result.settings.get("tie_convergence"))
     fig, panels = _size_panels(result, check)
     for g, ax, name, mine, held, grid, ell in panels:
         if not tied:
-            _band(ax, grid, np.exp(nu[:, g, None] - gamma_conv[:, g, None] * ell), "C0",
+            _band(ax, grid, np.exp(_laws(draws, x_scale, g, ell)[2]), "C0",
                   label="fitted: γ_conv = " + _interval_text(result.draws("gamma_conv")[:, g]))
         # the combined laws' slope, through the fitted ε* at the centre of log P
-        _band(ax, grid, np.exp(nu[:, g, None] - gamma_pred[:, g, None] * ell), "C2",
+        _band(ax, grid, np.exp(_laws(combined, x_scale, g, ell)[2]), "C2",
               label="combined laws: γ1·γ2 = " + _interval_text(result.draws("gamma_pred")[:, g]),
               alpha=0.18)
         seen, bound = mine[~mine["censored"]], mine[mine["censored"]]
@@ -374,15 +384,14 @@ FOREST = (("gamma1", "γ1 (law 1: ε ∝ λ^−γ1)"), ("gamma2", "γ2 (law 2: �
 
 def forest_figure(result, check=None) -> Figure:
     """Posterior medians, 50 % and 90 % intervals of γ1, γ2, γ1γ2, γ_conv (and Δ) per group."""
-    names = _names(result)
+    names = result.group_names
     panels = list(FOREST)
     with_delta = not result.settings.get("tie_convergence")
     if with_delta:
         panels.append(("delta", "Δ = γ_conv − γ1·γ2"))
     fig = Figure(figsize=(3.0 * len(panels), 0.45 * len(names) + 1.6), layout="constrained")
     axes = fig.subplots(1, len(panels), sharey=True)
-    recipe = {f"{g['architecture']} / {g['dataset']}": g.get("paper_recipe")
-              for g in (check or {}).get("groups", [])}
+    recipe = {g["name"]: g.get("paper_recipe") for g in (check or {}).get("groups", [])}
     y = np.arange(len(names))[::-1]
     for ax, (key, label) in zip(axes, panels, strict=True):
         values = (result.draws("gamma_conv") - result.draws("gamma_pred") if key == "delta"
@@ -399,14 +408,14 @@ def forest_figure(result, check=None) -> Figure:
             ax.plot([m[1] for m in marks], [y[m[0]] for m in marks], "x", color="C3",
                     label="paper recipe")
         if key == "delta":
-            tolerance = (check or {}).get("settings", {}).get("tolerance", 0.1)
+            tolerance = check["settings"]["tolerance"] if check else TOLERANCE
             ax.axvspan(-tolerance, tolerance, color="C2", alpha=0.12,
                        label=f"±{tolerance:g}: 'consistent' zone")
             ax.axvline(0, color="black", linewidth=0.8)
         ax.set_xlabel(label + " (posterior)")
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, names)
-    axes[0].set_ylabel("group (architecture / dataset)")
+    axes[0].set_ylabel(f"group ({' / '.join(result.settings['group_by'])})")
     handles = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -418,8 +427,7 @@ def forest_figure(result, check=None) -> Figure:
 
 
 # ------------------------------------------------------------------------- sampler checks
-DIAGNOSED = ("gamma1", "gamma2", "gamma_conv", "kappa", "nu", "tau_gamma", "sigma_x",
-             "sigma_y", "omega_x", "omega_y")
+DIAGNOSED = tuple(p for p in PARAMS if p != "shape_error")
 
 
 def diagnostics_figure(result, check=None) -> Figure:
@@ -464,66 +472,11 @@ def diagnostics_figure(result, check=None) -> Figure:
     return fig
 
 
-def predictive_summaries(result, *, n_draws: int = 400, seed: int = 0) -> np.ndarray:
-    """Posterior predictive replicates of every run's stage-1 summaries, in raw units.
-
-    Returns an array (draws, runs, 3): slope γ (per unit log λ), log λ*, log ε*. Each
-    replicate keeps the fitted P levels: their deviations from the laws are drawn from
-    their posterior given the draw's parameters (the Gaussian the model integrates out,
-    :func:`scalingfit.model.summaries_loglik`), then each run gets new run scatter and new
-    measurement noise — the same runs, measured again.
-    """
-    c = result.idata.constant_data
-    rng = np.random.default_rng(seed)
-    g, level = c["group_index"].to_numpy(), c["level_index"].to_numpy()
-    ell, loading, cov = c["ell"].to_numpy(), c["loading"].to_numpy(), c["z_cov"].to_numpy()
-    x_scale, x_center = c["x_scale"].to_numpy(), c["x_center"].to_numpy()
-    seeded = c["seeded_levels"].to_numpy().astype(float)
-    z = c["z"].to_numpy()
-    seen = ~c["censored"].to_numpy().astype(bool)
-    names = ("gamma1", "gamma2", "gamma_conv", "kappa", "nu", "tau_gamma", "sigma_x",
-             "sigma_y", "omega_x", "omega_y")
-    draws = {k: _thin(result.draws(k), n_draws) for k in names}
-    shape = _thin(result.idata.posterior["shape_error"].stack(sample=("chain", "draw"))
-                  .transpose("sample", ...).to_numpy(), n_draws)
-    n_levels = level.max() + 1
-    out = np.empty((len(draws["gamma1"]), len(g), 3))
-    for i in range(len(out)):
-        p = {k: v[i] for k, v in draws.items()}
-        mean = np.column_stack([
-            p["gamma1"][g] * x_scale[g],
-            p["kappa"][g] + p["gamma2"][g] / x_scale[g] * ell,
-            p["nu"][g] - p["gamma_conv"][g] * ell,
-        ]) + np.einsum("rsk,rk->rs", loading, shape[i][g])
-        scatter = np.column_stack([p["tau_gamma"][g], p["sigma_x"][g], p["sigma_y"][g]])
-        total = cov + np.einsum("ri,ij->rij", scatter**2, np.eye(3))
-        inverse = np.linalg.inv(total)
-        # loadings of the level deviation (δx, δy) on (γ, x*, y*)
-        a = np.zeros((len(g), 3, 2))
-        a[:, 1, 0] = p["omega_x"][g] * seeded[g]
-        a[:, 2, 1] = p["omega_y"][g] * seeded[g]
-        at_inv = np.einsum("rki,rkj->rij", a, inverse) * seen[:, None, None]
-        precision = np.eye(2) + np.zeros((n_levels, 2, 2))
-        np.add.at(precision, level, np.einsum("rik,rkj->rij", at_inv, a))
-        b = np.zeros((n_levels, 2))
-        np.add.at(b, level, np.einsum("rik,rk->ri", at_inv, z - mean))
-        level_cov = np.linalg.inv(precision)
-        level_mean = np.einsum("lij,lj->li", level_cov, b)
-        delta = level_mean + np.einsum("lij,lj->li", np.linalg.cholesky(level_cov),
-                                       rng.standard_normal((n_levels, 2)))
-        noise = np.einsum("rij,rj->ri", np.linalg.cholesky(total),
-                          rng.standard_normal((len(g), 3)))
-        out[i] = mean + np.einsum("rij,rj->ri", a, delta[level]) + noise
-    out[:, :, 0] /= x_scale[g]
-    out[:, :, 1] = x_center[g] + x_scale[g] * out[:, :, 1]
-    return out
-
-
 def ppc_figure(result, check=None) -> Figure:
     """Posterior predictive check of the run summaries the model was fitted to: each run's
     envelope slope, log λ* and log ε*, as a residual from its predictive distribution."""
     runs = run_table(result)
-    replicas = predictive_summaries(result, seed=int(result.settings.get("seed", 0)))
+    replicas = predictive_estimates(result, seed=int(result.settings.get("seed", 0)))
     observed = runs[["gamma", "log_lam_star", "log_eps_star"]].to_numpy()
     centre, spread = np.median(replicas, axis=0), replicas.std(axis=0)
     low, high = np.quantile(replicas, [0.05, 0.95], axis=0)
@@ -544,7 +497,7 @@ def ppc_figure(result, check=None) -> Figure:
             jitter = np.exp(0.04 * (g - (n_groups - 1) / 2))
             ax.plot(runs["train_size"].to_numpy()[sel] * jitter, residual[sel, k], "o",
                     color=f"C{g % 10}", markersize=3.5, alpha=0.8,
-                    label=_names(result)[g])
+                    label=result.group_names[g])
         ax.set_xscale("log")
         _log_axis(ax.xaxis, *ax.get_xlim())
         share = inside[use, k].mean() if use.any() else float("nan")

@@ -12,8 +12,7 @@ import base64
 import html
 import math
 
-from ..prediction import format_log, interval_text, log_interval_text
-from ..result import exponent_text
+from .text import EXPONENT_LABELS, exponent_text, format_log, interval_text, log_interval_text
 
 __all__ = ["html_page", "markdown_page", "fit_notes"]
 
@@ -51,17 +50,16 @@ def sections(result, check=None) -> list[tuple[str, list[str], list[list[str]], 
     """The report's tables, format-neutral: (title, header, rows, note)."""
     summary = result.summary()
     out = []
-    rows = [[f"{g['architecture']} / {g['dataset']}", str(g["n_runs"]), str(g["n_censored"]),
+    rows = [[g["name"], str(g["n_runs"]), str(g["n_censored"]),
              f"{len(g['train_sizes'])}: {g['train_sizes'][0]:,} – {g['train_sizes'][-1]:,}",
-             _number(g.get("envelope_reach"))]
-            + [exponent_text(g["params"][p])
-               for p in ("gamma1", "gamma2", "gamma_pred", "gamma_conv")]
+             _number(g["envelope_reach"])]
+            + [exponent_text(g["params"][p]) for p in EXPONENT_LABELS]
             for g in summary["groups"]]
     law = ("combined-law model: γ_conv is tied to γ1·γ2" if result.settings.get("tie_convergence")
            else "free convergence exponent γ_conv")
     out.append(("Exponents (posterior median and 90 % interval)",
-                ["group", "runs", "runs still improving", "sizes P", "envelope reach", "γ1",
-                 "γ2", "γ1·γ2", "γ_conv"],
+                ["group", "runs", "runs still improving", "sizes P", "envelope reach",
+                 *EXPONENT_LABELS.values()],
                 rows, f"Norm: {summary['norm']}; {law}; runs still improving at their last "
                       f"step are treated as at_end={result.settings.get('at_end')!r}. Envelope "
                       "reach: the steepest descent of the median run's fitted curve over its "
@@ -76,10 +74,10 @@ def sections(result, check=None) -> list[tuple[str, list[str], list[list[str]], 
                 "Limits: scalingfit.rc (diagnostics.rhat_max, diagnostics.ess_min)."))
     if not check:
         return out
-    tolerance = check.get("settings", {}).get("tolerance", 0.1)
+    tolerance = check["settings"]["tolerance"]
     out.append(("Check: do the combined laws predict ε*(P)?",
                 ["group", "Δ = γ_conv − γ1·γ2", "verdict", "LOO: elpd(combined) − elpd(free)"],
-                [[f"{g['architecture']} / {g['dataset']}", exponent_text(g["delta"]), g["verdict"],
+                [[g["name"], exponent_text(g["delta"]), g["verdict"],
                   (f"{g['loo']['elpd_diff']:+.2f} ± {g['loo']['se_diff']:.2f} "
                    f"({g['loo']['favours']})") if g.get("loo") else "not run"]
                  for g in check["groups"]],
@@ -89,7 +87,7 @@ def sections(result, check=None) -> list[tuple[str, list[str], list[list[str]], 
     rows = []
     for g in check["groups"]:
         for h in g["heldout"]:
-            rows.append([f"{g['architecture']} / {g['dataset']}", f"{h['train_size']:,}",
+            rows.append([g["name"], f"{h['train_size']:,}",
                          f"{h['observed_eps_star']:.4g}", interval_text(h["pred_eps_star"]),
                          "yes" if h["covered"] else "no",
                          format_log(h["observed_log_lam_star"]),
@@ -100,7 +98,7 @@ def sections(result, check=None) -> list[tuple[str, list[str], list[list[str]], 
                                           "runs"], rows,
                 "Predicted by the combined laws refitted without these sizes. Observed ε*: "
                 + check.get("definitions", {}).get("observed_eps_star", "") + "."))
-    rows = [[f"{g['architecture']} / {g['dataset']}"]
+    rows = [[g["name"]]
             + [_number(g["paper_recipe"][k]) for k in ("gamma1", "gamma2", "gamma_pred",
                                                         "gamma_conv", "delta")]
             + [str(g["paper_recipe"]["n_window_points"])]

@@ -67,7 +67,7 @@ def digits(tmp_path, **kw):
 @pytest.mark.parametrize("seeds", [[0], [0, 1, 2, 3]], ids=["single", "stack"])
 def test_bf16_training_on_the_gpu(tmp_path, arch, seeds):
     from reference_runs.train import train
-    from scalingfit.table import validate
+    from scalingfit.ingest.table import validate
 
     table = train(digits(tmp_path, arch=arch, seeds=seeds), log=lambda line: None)
     validate(table, source="gpu run")
@@ -77,7 +77,7 @@ def test_bf16_training_on_the_gpu(tmp_path, arch, seeds):
 
 def test_an_interrupted_gpu_run_resumes(tmp_path):
     from reference_runs.train import train
-    from scalingfit.norm_logging import log_spaced_steps
+    from scalingfit.norms import log_spaced_steps
 
     config = digits(tmp_path, seeds=[0, 1])
 

@@ -8,8 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from scalingfit.norm_logging import MetricWriter, NormLogger  # noqa: E402
-from scalingfit.norms import NORMS, log_norms  # noqa: E402
+from scalingfit.norms import NORMS, MetricWriter, NormLogger, log_norms  # noqa: E402  # noqa: E402
 from tests.support.tensorboard_events import tensorboard_scalars  # noqa: E402
 
 

@@ -9,8 +9,11 @@ torch = pytest.importorskip("torch")
 
 import scalingfit  # noqa: E402
 from scalingfit.errors import ScalingfitError  # noqa: E402
-from scalingfit.norm_logging import MetricWriter, NormLogger  # noqa: E402
-from scalingfit.norms import NORMS  # noqa: E402
+from scalingfit.norms import (  # noqa: E402
+    NORMS,  # noqa: E402
+    MetricWriter,
+    NormLogger,
+)
 from tests.support.tensorboard_events import tensorboard_scalars  # noqa: E402
 
 

@@ -40,7 +40,7 @@ def _exclusive(lock, timeout=900):
 @pytest.fixture(scope="session")
 def small_check_dir(tmp_path_factory):
     """Directory of a saved check (check.json, fit-free/, fit-combined/, fit-heldout/)."""
-    from scalingfit.checking import check
+    from scalingfit.checking.pipeline import check
 
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base

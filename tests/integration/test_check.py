@@ -12,12 +12,12 @@ import warnings
 import numpy as np
 import pytest
 
-from scalingfit.checking import default_holdout, heldout_predictions, observed_optima
+from scalingfit.checking.comparison import level_labels, level_log_likelihood
+from scalingfit.checking.heldout import default_holdout, heldout_predictions, observed_optima
+from scalingfit.checking.prediction import predict, predictive_draws
 from scalingfit.cli import main
-from scalingfit.comparison import level_labels, level_log_likelihood
 from scalingfit.errors import DataError, ScalingfitWarning
-from scalingfit.prediction import predict, predictive_draws
-from scalingfit.result import FitResult
+from scalingfit.fitting.result import FitResult
 from tests.support.small_check import SMALL, small_table
 
 pytestmark = pytest.mark.slow
@@ -117,7 +117,7 @@ def test_loo_compares_levels(content, fits):
 
 
 def test_exact_refits_replace_the_unreliable_loo_terms(fits):
-    from scalingfit.comparison import compare, exact_level_elpd, loo
+    from scalingfit.checking.comparison import compare, exact_level_elpd, loo
 
     free, combined = fits["free"], fits["combined"]
     psis = {name: loo(fits[name])[0] for name in ("free", "combined")}
@@ -153,7 +153,7 @@ def test_paper_recipe_is_beside_each_group(content):
 
 
 def test_holdout_must_leave_two_sizes(fits):
-    from scalingfit.checking import _without
+    from scalingfit.checking.pipeline import _without
 
     table = fits["free"].fitted_table
     sizes = sorted(table["train_size"].unique())

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from scalingfit.cli import main
-from scalingfit.result import FitResult
-from scalingfit.simulation import EXAMPLE_GROUPS, simulate
+from scalingfit.fitting.result import FitResult
+from scalingfit.fitting.simulation import EXAMPLE_GROUPS, simulate
 
 # few draws keep the suite fast; their diagnostics may fail, which the fit warns about
 pytestmark = pytest.mark.filterwarnings("ignore::scalingfit.errors.ScalingfitWarning")

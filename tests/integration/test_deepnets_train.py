@@ -10,8 +10,8 @@ pytest.importorskip("sklearn")
 from reference_runs.__main__ import main  # noqa: E402
 from reference_runs.train import resolve_config, train  # noqa: E402
 from scalingfit.errors import ScalingfitError  # noqa: E402
-from scalingfit.norm_logging import log_spaced_steps  # noqa: E402
-from scalingfit.table import validate  # noqa: E402
+from scalingfit.norms import log_spaced_steps  # noqa: E402
+from scalingfit.ingest.table import validate  # noqa: E402
 
 torch.set_num_threads(1)
 # Columns that depend on the computation only (train_seconds is a wall-clock time).

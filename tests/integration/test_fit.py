@@ -9,7 +9,7 @@ import pytest
 
 import scalingfit as sf
 from scalingfit.errors import DataError, ScalingfitWarning
-from scalingfit.simulation import SimGroup, simulate
+from scalingfit.fitting.simulation import EXAMPLE_GROUPS, SimGroup, example_table, simulate
 from tests.support.independent_generator import generate
 
 # few draws keep the suite fast; their diagnostics may fail, which the fit warns about
@@ -44,7 +44,7 @@ def test_recovers_the_exponents_of_a_generator_it_was_not_written_with():
 
 @pytest.mark.parametrize("sampler", ["pymc", "nutpie"])
 def test_the_same_seed_gives_the_same_numbers(sampler):
-    table = sf.simulation.example_table()
+    table = example_table()
     first = sf.fit(table, seed=7, sampler=sampler, **QUICK).summary()
     second = sf.fit(table, seed=7, sampler=sampler, **QUICK).summary()
     assert first["groups"] == second["groups"]
@@ -55,7 +55,7 @@ def test_the_same_seed_gives_the_same_numbers(sampler):
 
 @pytest.mark.parametrize("sampler", ["pymc", "nutpie"])
 def test_both_samplers_fit(sampler):
-    table = simulate(sf.simulation.EXAMPLE_GROUPS[:2], train_sizes=(4000, 8000, 16000),
+    table = simulate(EXAMPLE_GROUPS[:2], train_sizes=(4000, 8000, 16000),
                      n_seeds=2, n_steps=25, seed=1)
     result = sf.fit(table, sampler=sampler, seed=1, **QUICK)
     assert set(result.summary()["groups"][0]["params"]) == {"gamma1", "gamma2", "gamma_pred",
@@ -81,14 +81,14 @@ def test_curves_without_a_straight_stretch_are_flagged():
 
 
 def test_accuracy_given_as_error_is_caught_before_fitting():
-    table = simulate(sf.simulation.EXAMPLE_GROUPS[:1], train_sizes=(4000, 8000), n_seeds=2,
+    table = simulate(EXAMPLE_GROUPS[:1], train_sizes=(4000, 8000), n_seeds=2,
                      seed=1)
     with pytest.raises(DataError, match="ends above where it starts in 4 of 4 runs.*accuracy"):
         sf.fit(table.assign(test_error=1 - table["test_error"]), **QUICK)
 
 
 def test_a_group_with_a_single_p_is_an_error():
-    table = simulate(sf.simulation.EXAMPLE_GROUPS[:1], train_sizes=(4000,), n_seeds=2, seed=1)
+    table = simulate(EXAMPLE_GROUPS[:1], train_sizes=(4000,), n_seeds=2, seed=1)
     with pytest.raises(DataError, match="single train_size"):
         sf.fit(table, **QUICK)
 

@@ -10,7 +10,7 @@ from reference_runs.perceptron_fixed_norm import (
     sphere_minimiser,
     teacher_student,
 )
-from scalingfit import perceptron_theory as theory
+from scalingfit.theory import perceptron as theory
 
 
 def test_finite_n_minimisers_follow_the_theory():

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from scalingfit.cli import main
-from scalingfit.prediction import chance_errors, predict
-from scalingfit.result import FitResult
+from scalingfit.checking.prediction import chance_errors, predict
+from scalingfit.fitting.result import FitResult
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,8 @@ import pytest
 
 from scalingfit.cli import main
 from scalingfit.errors import ScalingfitError
+from scalingfit.fitting.result import FitResult
 from scalingfit.report import FIGURES, make_figures, render
-from scalingfit.result import FitResult
 
 pytestmark = pytest.mark.slow
 
@@ -153,7 +153,7 @@ def noted_fit(tmp_path_factory):
     import warnings
 
     from scalingfit.errors import ScalingfitWarning
-    from scalingfit.simulation import EXAMPLE_GROUPS, simulate
+    from scalingfit.fitting.simulation import EXAMPLE_GROUPS, simulate
 
     base = tmp_path_factory.mktemp("noted")
     table = simulate(EXAMPLE_GROUPS[:1], train_sizes=(4000, 8000, 16000), n_seeds=2,

@@ -6,7 +6,7 @@ SMALL = dict(draws=200, tune=300, chains=2, seed=1)
 
 def small_table():
     """Two groups of the embedded example: a CNN and the MLP whose norm reaches 1e130."""
-    from scalingfit.simulation import example_table
+    from scalingfit.fitting.simulation import example_table
 
     table = example_table()
     return table[table["architecture"].isin(["cnn", "mlp"])]

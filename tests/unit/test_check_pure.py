@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from scalingfit.checking import TOLERANCE, verdict
+from scalingfit.checking.paper_recipe import paper_recipe
+from scalingfit.checking.verdict import TOLERANCE, verdict
 from scalingfit.errors import ScalingfitError
-from scalingfit.paper_recipe import paper_recipe
-from scalingfit.prediction import format_log
-from scalingfit.simulation import EXAMPLE_GROUPS, SimGroup, simulate
+from scalingfit.fitting.simulation import EXAMPLE_GROUPS, SimGroup, simulate
+from scalingfit.report.text import format_log
 
 
 def interval(low, high):
@@ -74,7 +74,7 @@ def test_check_json_is_strict_json():
     """A recipe slope without points is NaN in Python and null in check.json."""
     import json
 
-    from scalingfit.checking import _json_safe
+    from scalingfit.checking.pipeline import _json_safe
 
     text = json.dumps(_json_safe({"groups": [{"gamma1": float("nan"), "x": [1.0, math.inf]}]}),
                       allow_nan=False)
@@ -83,7 +83,7 @@ def test_check_json_is_strict_json():
 
 def test_check_refuses_bad_settings_before_fitting():
     """Mistakes are reported at once, not after minutes of sampling."""
-    from scalingfit.checking import check
+    from scalingfit.checking.pipeline import check
 
     table = simulate(EXAMPLE_GROUPS[:1], n_seeds=1, n_steps=10)
     with pytest.raises(ScalingfitError, match="tolerance must be positive"):

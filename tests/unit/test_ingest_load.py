@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scalingfit.cli import main
 from scalingfit.errors import DataError, ScalingfitError
 from scalingfit.ingest import load, read_source, write_table
-from scalingfit.mapping import Mapping
+from scalingfit.ingest.mapping import Mapping
 
 
 def canonical_csv(path, runs=("a", "b"), errors=(0.5, 0.4)):

@@ -23,8 +23,8 @@ from scalingfit.ingest._wandb_api import (
     parse_url,
     read_api,
 )
-from scalingfit.mapping import Mapping
-from scalingfit.table import validate
+from scalingfit.ingest.mapping import Mapping
+from scalingfit.ingest.table import validate
 
 
 def test_parse_url():

@@ -6,7 +6,12 @@ import numpy as np
 import pytensor.tensor as pt
 import pytest
 
-from scalingfit.laws import capped_optimum, envelope_offset, learning_curve, uncapped_optimum
+from scalingfit.fitting.laws import (
+    capped_optimum,
+    envelope_offset,
+    learning_curve,
+    uncapped_optimum,
+)
 
 PARAMS = dict(x_star=1.3, y_star=-3.0, gamma=1.7, beta=0.6, sharpness=4.0)
 

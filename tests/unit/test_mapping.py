@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from scalingfit.errors import DataError
-from scalingfit.mapping import Mapping, RunTemplate, likely_typo, suggest_template
+from scalingfit.ingest.mapping import Mapping, RunTemplate, likely_typo, suggest_template
 
 
 def raw():

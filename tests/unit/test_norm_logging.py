@@ -1,4 +1,4 @@
-"""scalingfit.norm_logging: log-spaced steps and norms logged to CSV from a training loop."""
+"""scalingfit.norms: log-spaced steps and norms logged to CSV from a training loop."""
 
 import math
 
@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from scalingfit.errors import ScalingfitError
-from scalingfit.norm_logging import MetricWriter, NormLogger, log_spaced_steps
+from scalingfit.norms import MetricWriter, NormLogger, log_spaced_steps
 
 
 def test_log_spaced_steps():

@@ -334,7 +334,7 @@ def test_bad_arguments_are_clear():
 
 def test_imports_without_torch():
     code = ("import sys; sys.modules['torch'] = None\n"
-            "import scalingfit.norms, scalingfit.norm_logging\n"
+            "import scalingfit.norms, scalingfit.norms\n"
             "from scalingfit.errors import MissingDependencyError\n"
             "try:\n    scalingfit.norms.log_norms(object())\n"
             "except MissingDependencyError as e:\n    print(e)\n")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from scalingfit import perceptron_theory as theory
+from scalingfit.theory import perceptron as theory
 
 
 @pytest.mark.parametrize("V", [1e-3, 0.3, 3.28, 30.0, 3e3, 1e12, 1e40])

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from scalingfit.errors import DataError
-from scalingfit.table import log_norm, norm_names, schema, validate
+from scalingfit.ingest.mapping import Mapping, require_columns
+from scalingfit.ingest.table import log_norm, norm_names, schema, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,7 +85,7 @@ def test_lognorms_are_used_as_logs_up_to_the_float64_limit():
 def test_the_schema_file_is_generated_from_the_code_and_describes_real_rows():
     on_disk = json.loads((ROOT / "data_schema" / "canonical_table.schema.json").read_text())
     assert on_disk == schema(), "run `make schema` to regenerate data_schema/"
-    from scalingfit.simulation import example_table
+    from scalingfit.fitting.simulation import example_table
 
     rows = example_table().head(50).to_dict("records")
     for row in rows:
@@ -161,7 +162,7 @@ def test_one_column_holding_semicolons_is_named_a_delimiter_problem():
 def test_missing_metadata_in_logs_points_to_the_run_name_template_or_set():
     frame = table(run_id=["cnn-mnist-P12000-s0"] * 2 + ["cnn-mnist-P24000-s0"] * 2)
     with pytest.raises(DataError) as caught:
-        validate(frame.drop(columns="train_size"), source="logs", reader="tensorboard")
+        require_columns(frame.drop(columns="train_size"), source="logs", reader="tensorboard")
     fix = caught.value.fix
     assert 'template: "{architecture}-{dataset}-P{train_size}-s{seed}"' in fix
     assert "'cnn-mnist-P12000-s0'" in fix and "set: {train_size:" in fix
@@ -169,30 +170,31 @@ def test_missing_metadata_in_logs_points_to_the_run_name_template_or_set():
 
 
 def test_the_fix_refers_to_the_mapping_that_was_given():
-    from scalingfit.mapping import Mapping
-
     mapping = Mapping.from_dict({"runs": {"template": "{architecture}_{seed}"}},
                                 origin="my.yaml")
     with pytest.raises(DataError) as caught:
-        validate(table().drop(columns="train_size"), reader="wandb", mapping=mapping)
+        require_columns(table().drop(columns="train_size"), source="w", reader="wandb",
+                        mapping=mapping)
     fix = caught.value.fix
     assert "--map" not in fix and "my.yaml" in fix
     assert "add {train_size} to the run-name template" in fix
 
 
 def test_a_norm_mapped_without_the_norm_prefix_is_named():
-    from scalingfit.mapping import Mapping
-
     mapping = Mapping.from_dict({"columns": {"spectral_norm": "spectral"}}, origin="m.yaml")
     frame = table().rename(columns={"norm_l2": "spectral"})
     mapped, _ = mapping.apply(frame, source="t.csv")
     with pytest.raises(DataError) as caught:
-        validate(mapped, source="t.csv", reader="table", mapping=mapping)
+        require_columns(mapped, source="t.csv", reader="table", mapping=mapping)
     assert "canonical name starts with 'norm_' (or 'lognorm_'" in caught.value.fix
     assert "write 'norm_spectral: spectral'" in caught.value.fix
     with pytest.raises(DataError) as caught:  # without a mapping: the norm-like column
-        validate(table().rename(columns={"norm_l2": "grad_norm"}))
+        require_columns(table().rename(columns={"norm_l2": "grad_norm"}), source="t.csv",
+                        reader="table")
     assert "'columns: {norm_grad: grad_norm}'" in caught.value.fix
+    with pytest.raises(DataError, match="missing required column") as caught:  # a DataFrame
+        validate(table().rename(columns={"norm_l2": "grad_norm"}))
+    assert "'norm_'" in caught.value.fix and "scalingfit.load" in caught.value.fix
 
 
 def test_an_infinite_norm_from_tensorboard_is_explained_as_float32_overflow():

@@ -2,12 +2,6 @@ r"""Norm-based complexity measures of a network's weights, as natural logs.
 
 :func:`log_norms` returns five measures of a PyTorch model, each as a natural log so that
 products over dozens of layers never overflow (docs/design.md §2: work in log λ everywhere).
-torch is imported inside the functions, so ``import scalingfit.norms`` works without it.
-
->>> from scalingfit.norms import log_norms
->>> log_norms(model)                         # doctest: +SKIP
-{'spectral_complexity': 41.7, 'spectral_product': 18.2, 'frobenius': 4.9, 'l1': 11.3,
- 'group21': 8.1}
 
 **Which matrices.** Every weight matrix W_i of the model, oriented as an operator
 (out × in), in the order of ``model.named_modules()``; each parameter counted once, even
@@ -95,9 +89,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .errors import ScalingfitError, ScalingfitWarning, require
+from ..errors import ScalingfitError, ScalingfitWarning, require
 
-__all__ = ["NORMS", "log_norms", "weight_matrices"]
+__all__ = ["NORMS", "CONVENTIONS", "log_norms", "weight_matrices"]
 
 #: The measures :func:`log_norms` returns, in this order.
 NORMS = ("spectral_complexity", "spectral_product", "frobenius", "l1", "group21")

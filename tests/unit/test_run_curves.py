@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalingfit.fitting import prepare
-from scalingfit.laws import capped_optimum, learning_curve
-from scalingfit.simulation import SimGroup, simulate
-from scalingfit.summaries import _inverse_factor, _summary_jacobians, summarise_group
-from scalingfit.table import validate
+from scalingfit.fitting.groups import prepare
+from scalingfit.fitting.laws import capped_optimum, learning_curve
+from scalingfit.fitting.run_curves import _inverse_factor, _summary_jacobians, fit_run_curves
+from scalingfit.fitting.simulation import SimGroup, simulate
+from scalingfit.ingest.table import validate
 
 GROUP = SimGroup("cnn", "mnist", gamma1=1.4, gamma2=0.5, log_k2=-1.0, eps_star_ref=0.05)
 
@@ -18,7 +18,7 @@ GROUP = SimGroup("cnn", "mnist", gamma1=1.4, gamma2=0.5, log_k2=-1.0, eps_star_r
 def summarise(table):
     (group,), _ = prepare(validate(table), norm="spectral_complexity",
                           group_by=("architecture", "dataset"))
-    return summarise_group(group.curves), group.runs, group.x_center, group.x_scale
+    return fit_run_curves(group.curves), group.runs, group.x_center, group.x_scale
 
 
 def test_noiseless_curves_give_back_their_optima_and_slopes():

@@ -6,8 +6,8 @@ Users check the method on their own settings with :func:`simulate`; the embedded
 - law 2: each run's optimum sits at ``x*_r = log k2 + γ2·log P + N(0, scatter_x)``;
 - its error there: ``log ε*_r = log ε*_ref − γ_conv·log(P/P_ref) + N(0, scatter_y)``, with
   ``γ_conv = γ1·γ2 + violation`` (``violation=0``: the combined law holds);
-- along training, the run follows :func:`scalingfit.laws.learning_curve`: a chance plateau,
-  the envelope ``ε ∝ λ^(−γ1)`` (slope scattered by ``scatter_gamma`` between runs), the
+- along training, the run follows :func:`scalingfit.fitting.laws.learning_curve`: a chance
+  plateau, the envelope ``ε ∝ λ^(−γ1)`` (slope scattered by ``scatter_gamma`` between runs), the
   optimum, and a rise of slope ``rise``;
 - the norm grows along ~log-spaced steps as ``log(1 + t/t0)``, from the plateau to past the
   optimum by a random 0.3–1.2 envelope e-folds (so most runs show their optimum), with
@@ -164,10 +164,10 @@ def make_example() -> pd.DataFrame:
                     n_seeds=3, n_steps=30, seed=2505)
 
 
-if __name__ == "__main__":  # python -m scalingfit.simulation: rewrite the embedded example
+if __name__ == "__main__":  # python -m scalingfit.fitting.simulation: rewrite the embedded example
     from pathlib import Path
 
-    out = Path(__file__).parent / "data" / "example.csv.gz"
+    out = Path(__file__).parent.parent / "data" / "example.csv.gz"
     out.parent.mkdir(exist_ok=True)
     make_example().to_csv(out, index=False, float_format="%.10g")
     print(f"wrote {out}")

@@ -1,4 +1,4 @@
-"""Stage 2: the likelihood of the summaries, checked against a brute-force Gaussian."""
+"""Stage 2: the likelihood of the run estimates, checked against a brute-force Gaussian."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import pytensor.tensor as pt
 import pytest
 from scipy.stats import multivariate_normal
 
-from scalingfit.model import SummaryData, build_model, summaries_loglik
+from scalingfit.fitting.likelihood import PARAMS, RunEstimates, level_loglik
+from scalingfit.fitting.model import build_model
 
 
 def fake_summaries(seed=0, censored=()):
@@ -19,8 +20,8 @@ def fake_summaries(seed=0, censored=()):
     cov = a @ a.transpose(0, 2, 1) + 1e-3 * np.eye(3)
     flags = np.zeros(12, bool)
     flags[list(censored)] = True
-    return SummaryData(
-        groups=[("a", "x"), ("b", "y")], run_ids=np.array([f"r{i}" for i in range(12)]),
+    return RunEstimates(
+        groups=["a / x", "b / y"], run_ids=np.array([f"r{i}" for i in range(12)]),
         group=group, level=level, ell=np.tile(np.repeat([-0.5, 0.0, 0.5], 2), 2),
         z=rng.normal(size=(12, 3)), cov=cov, loading=rng.normal(size=(12, 3, 4)) * 0.02,
         censored=flags, x_last=rng.normal(size=12), y_last=rng.normal(size=12),
@@ -64,29 +65,28 @@ def brute_force(data, p):
 
 def test_integrating_out_the_level_effects_is_exact():
     data, p = fake_summaries(), draw()
-    np.testing.assert_allclose(summaries_loglik(data, p), brute_force(data, p), rtol=1e-10)
+    np.testing.assert_allclose(level_loglik(data, p), brute_force(data, p), rtol=1e-10)
 
 
 def test_the_model_evaluates_the_same_likelihood():
     data = fake_summaries(censored=[3])
     model = build_model(data)
-    names = ("gamma1", "gamma2", "gamma_conv", "kappa", "nu", "tau_gamma", "sigma_x",
-             "sigma_y", "omega_x", "omega_y", "shape_error")
-    outputs = model.replace_rvs_by_values([model["summaries_loglik"]] + [model[k] for k in names])
+    names = PARAMS
+    outputs = model.replace_rvs_by_values([model["loglik"]] + [model[k] for k in names])
     potential, *values = model.compile_fn(outputs, inputs=model.value_vars,
                                           on_unused_input="ignore")(model.initial_point())
     p = dict(zip(names, values))
-    assert float(potential) == pytest.approx(summaries_loglik(data, p).sum(), rel=1e-9)
+    assert float(potential) == pytest.approx(level_loglik(data, p).sum(), rel=1e-9)
 
 
 def test_a_censored_run_only_bounds_its_optimum():
     data, p = fake_summaries(censored=[0]), draw()
-    base = summaries_loglik(data, p)
+    base = level_loglik(data, p)
     moved = fake_summaries(censored=[0])
     moved.z[0, 1:] += 5.0  # its own (unreliable) optimum estimate is not used ...
-    np.testing.assert_allclose(summaries_loglik(moved, p), base)
+    np.testing.assert_allclose(level_loglik(moved, p), base)
     moved.x_last[0] += 3.0  # ... but how far it got is
-    assert summaries_loglik(moved, p)[0] < base[0]
+    assert level_loglik(moved, p)[0] < base[0]
 
 
 def test_tying_the_convergence_exponent_removes_it_from_the_free_parameters():
@@ -98,7 +98,7 @@ def test_tying_the_convergence_exponent_removes_it_from_the_free_parameters():
 
 
 def test_pooling_prior_is_the_compound_symmetric_normal():
-    from scalingfit.model import _compound_normal_logp
+    from scalingfit.fitting.model import _compound_normal_logp
 
     d, a, b = np.array([0.3, -0.1, 0.25, 0.05]), 0.2**2, 1.5**2
     expected = multivariate_normal(np.zeros(4), a * np.eye(4) + b * np.ones((4, 4))).logpdf(d)

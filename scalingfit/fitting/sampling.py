@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 
 import arviz as az
 import numpy as np
 import pymc as pm
 
-from .errors import MissingDependencyError
-from .rc import rc
+from ..errors import MissingDependencyError
+from ..progress import status
+from ..rc import rc
 
 __all__ = ["sample", "diagnostics", "resolve_sampler"]
 
@@ -57,7 +57,7 @@ def sample(model: pm.Model, *, sampler=None, draws=None, tune=None, chains=None,
     if sampler == "nutpie":
         import nutpie
 
-        with _status(progress, "compiling the model for nutpie (numba; about 10-30 s)"):
+        with status(progress, "compiling the model for nutpie (numba; about 10-30 s)"):
             compiled = nutpie.compile_pymc_model(model, initial_points=initvals,
                                                  jitter_rvs=None if jitter else set())
         idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores,
@@ -70,18 +70,6 @@ def sample(model: pm.Model, *, sampler=None, draws=None, tune=None, chains=None,
                               init="jitter+adapt_diag" if jitter else "adapt_diag",
                               target_accept=target_accept, compute_convergence_checks=False)
     return idata
-
-
-@contextmanager
-def _status(show: bool, message: str):
-    """A spinner on stderr while something without its own progress bar runs."""
-    if not show:
-        yield
-        return
-    from rich.console import Console
-
-    with Console(stderr=True).status(message):
-        yield
 
 
 def diagnostics(idata, var_names=None) -> dict:

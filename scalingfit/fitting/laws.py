@@ -31,8 +31,8 @@ gives back the ``y*`` that draws it.
 
 The laws across runs
 --------------------
-These act on the curve parameters of the runs (:mod:`scalingfit.model` states them with
-their noise and priors):
+These act on the curve parameters of the runs (:mod:`scalingfit.fitting.model` states them
+with their noise and priors):
 
 - law 1: ``ε ≈ A·λ^(−γ1)`` along training — the slope ``γ`` of each run's curve, whose
   mean over a group's runs is ``γ1``;

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .table import log_norm
+from ..ingest.table import GROUP_KEYS, log_norm
 
 __all__ = ["paper_recipe", "WINDOW"]
 
@@ -69,7 +69,7 @@ def _window_points(run: pd.DataFrame, window):
     return x[inside] - x[-1], y[inside] - y_best
 
 
-def paper_recipe(table: pd.DataFrame, *, norm: str, group_by=("architecture", "dataset"),
+def paper_recipe(table: pd.DataFrame, *, norm: str, group_by=GROUP_KEYS,
                  window=WINDOW) -> list[dict]:
     """Point estimates of γ1, γ2, γ1γ2 and the convergence exponent, per group.
 

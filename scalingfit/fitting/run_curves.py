@@ -1,8 +1,8 @@
-"""Stage 1: each run's curve, summarised by its optimum and its envelope slope.
+"""Stage 1: each run's curve, fitted and reduced to its optimum and its envelope slope.
 
 Where the information is (docs/design.md §2b): γ1 comes from the slope of the power-law part of
 every curve; γ2 and γ_conv come from one optimum per run. So each group's runs are fitted
-jointly by weighted least squares to :func:`scalingfit.laws.learning_curve`, with
+jointly by weighted least squares to :func:`scalingfit.fitting.laws.learning_curve`, with
 
 - per run: the optimum ``(x*, y*)``, the envelope slope ``γ`` and the rise ``β``;
 - per group: the departure sharpness ``s``, the chance plateau ``c`` and its softness ``h``
@@ -13,8 +13,8 @@ jointly by weighted least squares to :func:`scalingfit.laws.learning_curve`, wit
 No window is picked by hand: the plateau, the power law, the optimum and the rise are all
 parts of the curve. The result per run is ``(γ, x*, y*)`` — ``y*`` reported as the run's
 best log error, the fitted minimum under the plateau's cap
-(:func:`scalingfit.laws.capped_optimum`) — with its 3×3 covariance, which
-stage 2 (:mod:`scalingfit.model`) treats as a noisy measurement. Errors in the shared shape
+(:func:`scalingfit.fitting.laws.capped_optimum`) — with its 3×3 covariance, which
+stage 2 (:mod:`scalingfit.fitting.model`) treats as a noisy measurement. Errors in the shared shape
 parameters move every run of the group together (a misjudged plateau tilts every slope the
 same way); they are not averaged away by having many runs, so they are returned apart, as
 loadings on a standard-normal group-level error that stage 2 samples (the Gaussian
@@ -24,7 +24,7 @@ Noise model, in ``log ε``: the binomial variance of a test error measured on ``
 examples, ``(1 − ε)/(n ε)`` (delta method, evaluated at the fitted curve), plus an extra
 variance ``σ0²`` per group, estimated so that the weighted residuals have unit variance.
 Points along one run are correlated; the covariance returned here ignores that, which
-stage 2 corrects by fitting the run-to-run scatter of the summaries itself: the group's
+stage 2 corrects by fitting the run-to-run scatter of the estimates itself: the group's
 uncertainty is set by how much *runs* disagree, not by how many points each has.
 
 A run whose fitted minimum lies at or beyond its last logged point has not been seen to
@@ -48,7 +48,7 @@ from scipy import optimize, sparse
 
 from .laws import capped_optimum, learning_curve
 
-__all__ = ["GroupCurves", "RunSummaries", "summarise_group"]
+__all__ = ["GroupCurves", "RunCurves", "fit_run_curves", "noise_variance"]
 
 # Bounds, in standardised log-norm units (x has unit sd within a group).
 _LOG_GAMMA = (np.log(0.02), np.log(50.0))
@@ -72,8 +72,9 @@ class GroupCurves:
 
 
 @dataclass
-class RunSummaries:
-    """Per-run results of stage 1 for one group (standardised units)."""
+class RunCurves:
+    """Stage 1's fit of one group's runs: each run's estimates and the group's shared shape
+    (standardised units)."""
 
     gamma: np.ndarray
     x_star: np.ndarray
@@ -137,7 +138,8 @@ def _reach(params, data, gamma, step=1e-5):
     return steepest / gamma
 
 
-def _variance(fitted, data, sigma0):
+def noise_variance(fitted, data, sigma0):
+    """Variance of each row's log error: binomial (given ``n_test``) plus ``sigma0²``."""
     if data.n_test is None:
         return np.full_like(fitted, sigma0**2)
     eps = np.clip(np.exp(fitted), 1e-9, 1 - 1e-9)
@@ -188,7 +190,7 @@ def _solve_sigma0(resid2, binomial_var, n_free):
     return float(np.sqrt(optimize.brentq(excess, 0.0, high, xtol=1e-14)))
 
 
-def summarise_group(data: GroupCurves, *, passes: int = 3) -> RunSummaries:
+def fit_run_curves(data: GroupCurves, *, passes: int = 3) -> RunCurves:
     """Fit every run of one group and summarise each by ``(γ, x*, y*)`` with covariance.
 
     The fit is repeated ``passes`` times, re-weighting with the binomial variance at the
@@ -201,7 +203,7 @@ def summarise_group(data: GroupCurves, *, passes: int = 3) -> RunSummaries:
     params = np.clip(params, lower + 1e-9, upper - 1e-9)
     sparsity = _sparsity(data)
     sigma0 = 0.05 if data.n_test is None else 0.0
-    variance = _variance(data.y, data, max(sigma0, 0.05))
+    variance = noise_variance(data.y, data, max(sigma0, 0.05))
     n_params = len(params)
     for _ in range(passes):
         weight = 1.0 / np.sqrt(variance)
@@ -215,13 +217,13 @@ def summarise_group(data: GroupCurves, *, passes: int = 3) -> RunSummaries:
                                           xtol=1e-10, ftol=1e-10, max_nfev=2000)
         params = solution.x
         fitted = _curve(params, data)
-        binomial = _variance(fitted, data, 0.0) if data.n_test is not None else 0.0
+        binomial = noise_variance(fitted, data, 0.0) if data.n_test is not None else 0.0
         sigma0 = _solve_sigma0((data.y - fitted) ** 2, binomial, len(data.y) - n_params)
-        variance = _variance(fitted, data, max(sigma0, 1e-6))
-    return _summaries(params, solution, data, fitted, sigma0)
+        variance = noise_variance(fitted, data, max(sigma0, 1e-6))
+    return _run_curves(params, solution, data, fitted, sigma0)
 
 
-def _summaries(params, solution, data, fitted, sigma0):
+def _run_curves(params, solution, data, fitted, sigma0):
     theta, (log_s, log_c, log_h, _) = _unpack(params, data.n_runs)
     jac = solution.jac.toarray() if sparse.issparse(solution.jac) else solution.jac
     information = jac.T @ jac
@@ -253,7 +255,7 @@ def _summaries(params, solution, data, fitted, sigma0):
         y_last_sd[r] = float(np.sqrt(max(grad @ inverse @ grad, 0.0)))
     censored = theta[:, 0] >= x_last - 1e-6
     gamma = np.exp(theta[:, 2])
-    return RunSummaries(
+    return RunCurves(
         gamma=gamma, x_star=theta[:, 0].copy(), y_star=y_best,
         cov=cov, shared_loading=loading, beta=np.exp(theta[:, 3]), censored=censored,
         x_first=x_first, x_last=x_last, y_last=y_last, y_last_sd=y_last_sd, n_points=n_points,

@@ -1,6 +1,6 @@
 """The full model: every logged point in one posterior — the reference for the fast path.
 
-Same laws, same exponent priors and hierarchy as :mod:`scalingfit.model`, but each run's
+Same laws, same exponent priors and hierarchy as :mod:`scalingfit.fitting.model`, but each run's
 curve parameters are latent and every row of the table enters the likelihood:
 
 .. math::
@@ -8,7 +8,7 @@ curve parameters are latent and every row of the table enters the likelihood:
     \\log ε_i \\sim \\mathcal N\\big(f(x_i;\\ γ_r, x^*_r, y^*_r, β_r, s_g, c_g, h_g),\\
                  \\sqrt{v_i + σ_{0,g}^2}\\big)
 
-with ``f`` = :func:`scalingfit.laws.learning_curve`, ``v_i`` the binomial variance at the
+with ``f`` = :func:`scalingfit.fitting.laws.learning_curve`, ``v_i`` the binomial variance at the
 stage-1 curve, and the run parameters drawn from the laws exactly as stage 2 models the
 summaries (run and P-level effects explicit and non-centred). A run that stops before its
 optimum needs no special case here: its ``x*`` is simply extrapolated (so ``at_end`` does
@@ -32,35 +32,36 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .laws import learning_curve, uncapped_optimum
-from .model import SummaryData, _least_squares, _within_level_sd, exponents
-from .summaries import _variance
+from .likelihood import RunEstimates, laws_mean, least_squares, within_level_sd
+from .model import exponents, size_scatter
+from .run_curves import noise_variance
 
 __all__ = ["build_full_model"]
 
 
-def build_full_model(data: SummaryData, groups, summaries, *,
+def build_full_model(data: RunEstimates, groups, curves, *,
                      tie_convergence: bool = False) -> pm.Model:
-    """The point-level model; ``groups``/``summaries`` are stage 1's inputs and outputs
+    """The point-level model; ``groups``/``curves`` are stage 1's inputs and outputs
     (used for the rows, and to start the sampler and scale the shape priors)."""
-    start = _least_squares(data)
+    start = least_squares(data)
     gamma_scale = float(np.median(np.abs(data.z[:, 0])))
     x, y, run, variance_binomial = [], [], [], []
     offset = 0
-    for group, s in zip(groups, summaries):
-        curves = group.curves
-        x.append(curves.x)
-        y.append(curves.y)
-        run.append(curves.run + offset)
-        variance_binomial.append(_variance(s.fitted, curves, 0.0))
-        offset += curves.n_runs
+    for group, fitted in zip(groups, curves):
+        rows = group.curves
+        x.append(rows.x)
+        y.append(rows.y)
+        run.append(rows.run + offset)
+        variance_binomial.append(noise_variance(fitted.fitted, rows, 0.0))
+        offset += rows.n_runs
     x, y, run = np.concatenate(x), np.concatenate(y), np.concatenate(run)
     variance_binomial = np.concatenate(variance_binomial)
     g = data.group
-    shape = {k: np.array([getattr(s, k) for s in summaries])
+    shape = {k: np.array([getattr(c, k) for c in curves])
              for k in ("sharpness", "log_chance", "plateau_sharpness", "sigma0")}
-    log_beta_hat = np.log([np.median(s.beta) for s in summaries])
+    log_beta_hat = np.log([np.median(c.beta) for c in curves])
 
-    coords = {"group": [" / ".join(map(str, label)) for label in data.groups],
+    coords = {"group": list(data.groups),
               "run": list(data.run_ids), "level": np.arange(data.level.max() + 1)}
     with pm.Model(coords=coords) as model:
         gamma1, gamma2, gamma_conv = exponents(start, tie_convergence)
@@ -69,27 +70,23 @@ def build_full_model(data: SummaryData, groups, summaries, *,
         tau = pm.HalfNormal("tau_gamma", 0.5 * gamma_scale, dims="group")
         # scales start at the runs' scatter within a size (the sampler starts unjittered;
         # at their prior's support point their gradient would be exactly zero)
-        spread = _within_level_sd(data)
+        spread = within_level_sd(data)
         sigma_x = pm.HalfNormal("sigma_x", 0.5, dims="group", initval=spread[:, 0])
         sigma_y = pm.HalfNormal("sigma_y", 0.5, dims="group", initval=spread[:, 1])
-        seeded = data.seeded_levels.astype(float)
-        omega_x = pm.HalfNormal("omega_x", 2 * spread[:, 0], dims="group",
-                                initval=spread[:, 0]) * seeded
-        omega_y = pm.HalfNormal("omega_y", 2 * spread[:, 1], dims="group",
-                                initval=spread[:, 1]) * seeded
+        omega_x, omega_y = size_scatter(data, spread, initval=spread)
         level = data.level
         delta = pm.Normal("level_effect", 0, 1, shape=(2, level.max() + 1))
         e = pm.Normal("run_effect", 0, 1, shape=(3, len(g)))
 
-        gamma_run = (gamma1 * data.x_scale)[g] + tau[g] * e[0]
-        x_star = (kappa[g] + (gamma2 / data.x_scale)[g] * data.ell
-                  + omega_x[g] * delta[0, level] + sigma_x[g] * e[1])
-        y_star = (nu[g] - gamma_conv[g] * data.ell
-                  + omega_y[g] * delta[1, level] + sigma_y[g] * e[2])
+        laws = dict(gamma1=gamma1, gamma2=gamma2, gamma_conv=gamma_conv, kappa=kappa, nu=nu)
+        mean_gamma, mean_x, mean_y = laws_mean(laws, data.x_scale, g, data.ell, xp=pt)
+        gamma_run = mean_gamma + tau[g] * e[0]
+        x_star = mean_x + omega_x[g] * delta[0, level] + sigma_x[g] * e[1]
+        y_star = mean_y + omega_y[g] * delta[1, level] + sigma_y[g] * e[2]
         # per group: the curve's shape, weakly around its stage-1 value
         mu_log_beta = pm.Normal("mu_log_beta", log_beta_hat, 1.0, dims="group")
         log_beta = pm.Normal("log_beta", mu_log_beta[g], 1.0, dims="run",
-                             initval=np.log(np.concatenate([s.beta for s in summaries])))
+                             initval=np.log(np.concatenate([c.beta for c in curves])))
         sharpness = pm.LogNormal("sharpness", np.log(shape["sharpness"]), 0.5, dims="group")
         log_chance = pm.Normal("log_chance", shape["log_chance"], 0.1, dims="group")
         plateau = pm.LogNormal("plateau_sharpness", np.log(shape["plateau_sharpness"]), 0.5,

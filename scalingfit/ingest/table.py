@@ -2,7 +2,7 @@
 
 One row per (run, logged step), long format (docs/design.md §3). :data:`COLUMNS` is the single
 source of truth; ``data_schema/canonical_table.schema.json`` is generated from it
-(``python -m scalingfit.table > data_schema/canonical_table.schema.json``) and a test keeps
+(``python -m scalingfit.ingest.table > data_schema/canonical_table.schema.json``) and a test keeps
 the two in step. :func:`validate` is the one validator everything goes through: it names
 the source, the row and the column of the first problem, and says how to fix it.
 """
@@ -13,11 +13,13 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from ..atomic import atomic_path
+from ..errors import DataError
 
 __all__ = [
     "COLUMNS",
@@ -26,7 +28,10 @@ __all__ = [
     "norm_names",
     "log_norm",
     "validate",
+    "missing_columns",
+    "write_table",
     "schema",
+    "OUTPUT_SUFFIXES",
 ]
 
 #: Value used for a group key that the table does not have (docs/design.md §3: one group).
@@ -66,7 +71,6 @@ COLUMNS = (
     Column("source", "string", False, "File the row was read from (set by scalingfit.load).",
            per_run=True),
 )
-_BY_NAME = {c.name: c for c in COLUMNS}
 _NORM_DOC = ("norm_<name>: a norm-based complexity (> 0, up to the float64 limit), e.g. "
              "norm_spectral_complexity, norm_frobenius, norm_l1, norm_group21, "
              "norm_spectral_product. lognorm_<name>: its natural log, when that is what was "
@@ -204,8 +208,14 @@ def _range_fix(name):
     return f"see the '{name}' entry in data_schema/README.md."
 
 
+def missing_columns(table: pd.DataFrame) -> tuple[list[str], bool]:
+    """The required columns ``table`` lacks, and whether it has a norm."""
+    return [c.name for c in COLUMNS if c.required and c.name not in table], \
+        bool(norm_names(table))
+
+
 def validate(table: pd.DataFrame, *, source: str = "<table>", nan_policy: str = "raise",
-             reader: str | None = None, mapping=None):
+             reader: str | None = None):
     """Check a table against the canonical schema and return it in canonical form.
 
     Parameters
@@ -221,10 +231,9 @@ def validate(table: pd.DataFrame, *, source: str = "<table>", nan_policy: str = 
         (``result.attrs["omitted_inf_norms"]`` counts those with an infinite norm).
     reader : str, optional
         The kind of source the table was read from (``"table"``, ``"tensorboard"``,
-        ``"wandb"``, ...), so that the fixes fit it: a log has no columns to rename, and
-        TensorBoard stores float32.
-    mapping : scalingfit.mapping.Mapping, optional
-        The mapping the table was read with, so that the fixes refer to it.
+        ``"wandb"``, ...), so that the fixes fit it: TensorBoard stores float32. (Readers
+        check the required columns first, with fixes that fit the source and its mapping:
+        :func:`scalingfit.ingest.mapping.require_columns`.)
 
     Returns
     -------
@@ -253,16 +262,13 @@ def validate(table: pd.DataFrame, *, source: str = "<table>", nan_policy: str = 
         raise DataError(f"the column '{duplicated[0]}' appears twice.", source=source,
                         column=duplicated[0], fix="rename or remove one of them.")
     _check_delimiter(table, source)
-    missing = [c.name for c in COLUMNS if c.required and c.name not in table]
-    norms = norm_names(table)
-    if missing or not norms:
-        what = ", ".join(f"'{m}'" for m in missing)
-        if not norms:
-            what += (", " if what else "") + "a norm column ('norm_<name>' or 'lognorm_<name>')"
-        raise DataError(
-            f"missing required column(s): {what}; found {', '.join(map(repr, table.columns))}.",
-            source=source, column=missing[0] if missing else None,
-            fix=_missing_fix(table, missing, bool(norms), reader, mapping))
+    missing, has_norm = missing_columns(table)
+    if missing or not has_norm:
+        raise missing_error(table, missing, has_norm, source=source,
+                            fix="rename the column(s) to the canonical names (a norm's starts "
+                                "with 'norm_', or 'lognorm_' for its natural log), or read "
+                                "the source with scalingfit.load and a mapping; see "
+                                "data_schema/README.md.")
 
     omitted, omitted_inf_norms = 0, 0
     value_columns = ["test_error"] + [c for c in table.columns if NORM_PATTERN.match(c)]
@@ -373,79 +379,14 @@ def _check_delimiter(table, source):
                     f"the delimiter, or read it with pandas.read_csv(path, sep={character!r}).")
 
 
-def _missing_fix(table, missing, has_norm, reader, mapping) -> str:
-    """How to get the missing required columns, for this kind of source and mapping."""
-    is_log = reader is not None and reader != "table"
-    where = (f"in your mapping ({mapping.origin})" if mapping is not None
-             else "in a mapping file (--map mapping.yaml; mapping= in Python)")
-    section = "metrics" if is_log else "columns"
-    fixes = []
-    values = [m for m in missing if m in ("run_id", "step", "test_error")]
-    if values:
-        example = {"test_error": "val_err", "step": "epoch", "run_id": "name"}[values[0]]
-        if is_log:
-            fixes.append(f"name the metric that holds {values[0]} {where}, e.g. "
-                         f"'metrics: {{{values[0]}: <tag>}}'")
-        else:
-            fixes.append(f"rename the column(s) to the canonical names, or map them {where}, "
-                         f"e.g. 'columns: {{{values[0]}: {example}}}'")
-    meta = [m for m in missing if m not in values]
-    if meta:
-        fixes.append(_metadata_fix(table, meta, is_log, where, mapping))
+def missing_error(table, missing, has_norm, *, source, fix) -> DataError:
+    """The error for a table without some required columns, naming what it has."""
+    what = ", ".join(f"'{m}'" for m in missing)
     if not has_norm:
-        fixes.append(_norm_fix(table, section, where, mapping))
-    return "; ".join(fixes) + "; see data_schema/README.md."
-
-
-def _metadata_fix(table, meta, is_log, where, mapping) -> str:
-    from .mapping import suggest_template  # mapping imports this module
-
-    names = ", ".join(f"'{m}'" for m in meta)
-    if not is_log:
-        start = (f"map the column that holds {names} {where} (e.g. 'columns: {{{meta[0]}: "
-                 f"P}}'), or, as run metadata, ")
-    else:
-        start = f"{names} is run metadata, which these logs do not hold: "
-    template = getattr(mapping, "template", None)
-    run = str(table["run_id"].dropna().iloc[0]) if "run_id" in table and \
-        table["run_id"].notna().any() else None
-    if template is not None:
-        how = (f"add {{{meta[0]}}} to the run-name template {where} "
-               f"({template.template!r} has no such field)")
-    else:
-        suggested = suggest_template(run) if run is not None else None
-        how = (f"take it from the run names with a template {where}, e.g. "
-               f"'runs: {{template: \"{suggested or '{architecture}_P{train_size}_seed{seed}'}"
-               f"\"}}'")
-        if run is not None:
-            how += f" (written {'from' if suggested else 'to match'} the run name '{run}')"
-    return (f"{start}{how}, or give every row one value with "
-            f"'set: {{{meta[0]}: <value>}}' (see docs/ingest.md)")
-
-
-def _norm_fix(table, section, where, mapping) -> str:
-    text = ("a norm's canonical name starts with 'norm_' (or 'lognorm_' for its natural "
-            "log)")
-    columns = getattr(mapping, "columns", None) or {}
-    wrong = [(k, v) for k, v in columns.items() if "norm" in k.lower() and
-             not NORM_PATTERN.match(k)]
-    if wrong:
-        key, value = wrong[0]
-        return (f"the mapping ({mapping.origin}) maps {value!r} to {key!r}, but {text}: "
-                f"write '{_as_norm(key)}: {value}'")
-    normish = [c for c in table.columns if "norm" in c.lower()]
-    example = normish[0] if normish else "<column>"
-    return (f"{text}: rename the column, or map it {where}, e.g. "
-            f"'{section}: {{{_as_norm(example)}: {example}}}'")
-
-
-def _as_norm(name: str) -> str:
-    """A canonical norm name for a column such as 'spectral_norm' -> 'norm_spectral'."""
-    if name == "<column>":
-        return "norm_<name>"
-    core = re.sub(r"(?i)norms?", "", name)
-    core = re.sub(r"[^0-9A-Za-z]+", "_", core).strip("_")
-    return f"norm_{core}" if core else "norm_<name>"
+        what += (", " if what else "") + "a norm column ('norm_<name>' or 'lognorm_<name>')"
+    return DataError(
+        f"missing required column(s): {what}; found {', '.join(map(repr, table.columns))}.",
+        source=source, column=missing[0] if missing else None, fix=fix)
 
 
 def _check_per_run(table, source):
@@ -496,6 +437,32 @@ def schema() -> dict:
             "unknown columns are kept, not dropped",
         ],
     }
+
+
+OUTPUT_SUFFIXES = (".parquet", ".pq", ".csv")
+
+
+def write_table(table: pd.DataFrame, path) -> Path:
+    """Write a canonical table to ``.parquet`` or ``.csv``, atomically.
+
+    Metadata columns whose values mix types across runs (a weight decay logged as a number
+    by one run and as a string by another) are written as strings, which both formats hold.
+    """
+    path = Path(path)
+    if not path.name.lower().endswith(OUTPUT_SUFFIXES):
+        raise DataError(f"the output must end in one of {', '.join(OUTPUT_SUFFIXES)}.",
+                        source=path, fix="name the file table.parquet or table.csv.")
+    table = table.copy()
+    for column in [c for c in table.columns if pd.api.types.is_object_dtype(table[c])]:
+        kinds = {type(v) for v in table[column].dropna()}
+        if len(kinds) > 1:
+            table[column] = table[column].map(lambda v: v if pd.isna(v) else str(v))
+    with atomic_path(path) as tmp:
+        if path.name.lower().endswith(".csv"):
+            table.to_csv(tmp, index=False)
+        else:
+            table.to_parquet(tmp, index=False)
+    return path
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""Log the norms of :mod:`scalingfit.norms` from your own training loop.
+"""Log the norms of :mod:`scalingfit.norms` from your own training loop: to CSV,
+TensorBoard or W&B, in the names ``scalingfit ingest`` reads with no mapping.
 
->>> from scalingfit.norm_logging import NormLogger, log_spaced_steps
+>>> from scalingfit.norms import NormLogger, log_spaced_steps
 >>> name = f"mlp_digits_P{train_size}_seed{seed}"
 >>> logger = NormLogger(model, steps=log_spaced_steps(500), csv=f"norms/{name}.csv",
 ...                     tensorboard=f"tb/{name}",
@@ -26,7 +27,7 @@ import math
 import numbers
 from pathlib import Path
 
-from .errors import ScalingfitError, require
+from ..errors import ScalingfitError, require
 
 __all__ = ["log_spaced_steps", "MetricWriter", "NormLogger"]
 
@@ -212,7 +213,7 @@ class NormLogger:
         """Log the norms (and ``extra`` values) if ``step`` is due; return what was logged."""
         if not self.due(step):
             return None
-        from .norms import log_norms
+        from .measure import log_norms
 
         values = {f"lognorm_{k}": v for k, v in log_norms(self.model,
                                                           **self.norm_options).items()}

@@ -4,9 +4,9 @@ What is left out is one training-set size at a time (one ``(group, P)`` level: a
 runs, every seed, at that P). That is the unit the laws extrapolate over — a law in P is
 judged by how well it predicts a P it has not seen — and the unit the model's likelihood
 factorises over once the P-level deviations are integrated out
-(:func:`scalingfit.model.summaries_loglik`, the very formula the sampler used).
+(:func:`scalingfit.fitting.likelihood.level_loglik`, the very formula the sampler used).
 
-Both models are fitted to the same stage-1 summaries, so their ELPDs are comparable. The
+Both models are fitted to the same stage-1 estimates, so their ELPDs are comparable. The
 difference ``elpd(combined) − elpd(free)`` is positive when tying ``γ_conv`` to ``γ1·γ2``
 predicts unseen sizes better; its standard error is ``√n · sd`` of the pointwise
 differences (as :func:`arviz.compare` computes it). With a handful of levels per group the
@@ -22,7 +22,6 @@ exponents depend on only through the shape error that stage 2 samples.
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 
 import arviz as az
@@ -30,12 +29,10 @@ import numpy as np
 import xarray as xr
 from scipy.special import logsumexp
 
-from .model import summaries_loglik
+from ..fitting.likelihood import PARAMS, level_loglik
 
 __all__ = ["level_labels", "level_log_likelihood", "loo", "exact_level_elpd", "compare"]
 
-_PARAMS = ("gamma1", "gamma2", "gamma_conv", "kappa", "nu", "tau_gamma", "sigma_x",
-           "sigma_y", "omega_x", "omega_y", "shape_error")
 K_GOOD = 0.7  # Pareto k above this: that level's PSIS estimate is unreliable
 
 
@@ -43,7 +40,7 @@ def level_labels(result) -> list[str]:
     """``"group / P=size"`` for each (group, P) level, in the model's level order."""
     c = result.idata.constant_data
     level, group = c["level_index"].to_numpy(), c["group_index"].to_numpy()
-    size, names = c["train_size"].to_numpy(), c["group"].to_numpy()
+    size, names = c["train_size"].to_numpy(), result.group_names
     labels = [""] * (level.max() + 1)
     for lv, g, p in zip(level, group, size, strict=True):
         labels[lv] = f"{names[g]} / P={int(p)}"
@@ -53,7 +50,7 @@ def level_labels(result) -> list[str]:
 def level_log_likelihood(result) -> xr.DataArray:
     """Log likelihood of each (group, P) level at every posterior draw: (chain, draw, level)."""
     posterior = result.idata.posterior
-    out = _draws_loglik(result.summary_data(), posterior,
+    out = _draws_loglik(result.run_estimates(), posterior,
                         result.settings.get("at_end", "bound"))
     return xr.DataArray(out, dims=("chain", "draw", "level"),
                         coords={"chain": posterior["chain"], "draw": posterior["draw"],
@@ -62,15 +59,13 @@ def level_log_likelihood(result) -> xr.DataArray:
 
 def _draws_loglik(data, posterior, at_end) -> np.ndarray:
     """(chain, draw, level) log likelihood of ``data``'s levels under ``posterior``'s draws."""
-    seeded = data.seeded_levels.astype(float)
-    values = {k: posterior[k].to_numpy() for k in _PARAMS}
+    values = {k: posterior[k].to_numpy() for k in PARAMS}
     n_chains, n_draws = values["gamma1"].shape[:2]
     out = np.empty((n_chains, n_draws, data.level.max() + 1))
     for chain in range(n_chains):
         for draw in range(n_draws):
             p = {k: v[chain, draw] for k, v in values.items()}
-            p["omega_x"], p["omega_y"] = p["omega_x"] * seeded, p["omega_y"] * seeded
-            out[chain, draw] = summaries_loglik(data, p, at_end=at_end)
+            out[chain, draw] = level_loglik(data, p, at_end=at_end)
     return out
 
 
@@ -78,15 +73,11 @@ def exact_level_elpd(result, level: int, *, progress: bool = False) -> float:
     """The exact leave-one-level-out ELPD of ``level``: stage 2 refitted without its runs
     (same model, sampler, seed, chains and draws), the level's likelihood averaged over the
     refit's draws, ``log mean exp``."""
-    from .model import build_model
-    from .sampling import sample
+    from ..fitting.model import build_model
+    from ..fitting.sampling import sample
 
-    data = result.summary_data()
-    keep = data.level != level
-    per_run = ("run_ids", "group", "level", "ell", "z", "cov", "loading", "censored",
-               "x_last", "y_last", "y_last_sd")
-    rest = dataclasses.replace(data, **{k: getattr(data, k)[keep] for k in per_run})
-    rest.level = np.where(rest.level > level, rest.level - 1, rest.level)  # contiguous
+    data = result.run_estimates()
+    rest = data.without_level(level)
     settings = result.settings
     posterior = result.idata.posterior
     model = build_model(rest, at_end=settings.get("at_end", "bound"),
@@ -146,7 +137,7 @@ def compare(combined, free, *, refit: bool = False, k_limit: float = K_GOOD,
     if labels != level_labels(combined):
         raise ValueError("the two fits have different (group, P) levels; fit the same table.")
     groups = {}
-    for name in free.idata.constant_data["group"].to_numpy():
+    for name in free.group_names:
         mine = np.array([label.startswith(f"{name} / P=") for label in labels])
         groups[str(name)] = _difference(diff[mine])
     out = {"unit": "leave one (group, P) level out: all runs at one training-set size",

@@ -30,10 +30,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .errors import DataError
-from .table import COLUMNS, NORM_PATTERN
+from ..errors import DataError
+from .table import COLUMNS, NORM_PATTERN, missing_columns, missing_error
 
-__all__ = ["Mapping", "ALIASES", "RunTemplate", "suggest_template"]
+__all__ = ["Mapping", "ALIASES", "RunTemplate", "suggest_template", "require_columns",
+           "ERROR_UNITS", "as_written"]
 
 #: Source names recognised without a mapping, per canonical column (first match wins).
 ALIASES = {
@@ -49,7 +50,14 @@ ALIASES = {
     "train_loss": ["train/loss", "loss/train", "loss"],
     "n_test": ["num_test", "test_size", "n_test_examples"],
 }
-ERROR_UNITS = ("fraction", "percent", "accuracy", "accuracy_percent")
+#: Error units: how a value in each becomes a fraction, and how a fraction is written back
+#: in it (to see the source as written). The one table of unit conversions.
+ERROR_UNITS = {
+    "fraction": (lambda v: v, lambda v: v),
+    "percent": (lambda v: v / 100.0, lambda v: v * 100.0),
+    "accuracy": (lambda v: 1.0 - v, lambda v: 1.0 - v),
+    "accuracy_percent": (lambda v: 1.0 - v / 100.0, lambda v: (1.0 - v) * 100.0),
+}
 NORM_UNITS = ("linear", "log", "log10")
 _SECTIONS = {"columns", "metrics", "units", "runs", "set"}
 #: Norms as loggers name them: ``norm/spectral``, ``norms/l1``, ``lognorm/fro``, ``norm.l1``.
@@ -237,10 +245,10 @@ class Mapping:
         units = {str(k): str(v) for k, v in (content.get("units") or {}).items()}
         for key, unit in units.items():
             _check_unit_key(key, unit, columns, origin)
-            allowed = NORM_UNITS if key.startswith("norm_") else ERROR_UNITS
+            allowed = NORM_UNITS if key.startswith("norm_") else tuple(ERROR_UNITS)
             if unit not in allowed:
                 raise DataError(f"unit {unit!r} for {key!r} is not understood.", source=origin,
-                                fix=f"errors take {ERROR_UNITS}; norm_* columns take "
+                                fix=f"errors take {tuple(ERROR_UNITS)}; norm_* columns take "
                                     f"{NORM_UNITS}.")
         runs = content.get("runs") or {}
         unknown = set(runs) - {"template"}
@@ -352,14 +360,99 @@ class Mapping:
             if column not in table:
                 continue
             values = pd.to_numeric(table[column], errors="coerce")
-            if unit == "percent":
-                table[column] = values / 100.0
-            elif unit == "accuracy":
-                table[column] = 1.0 - values
-            elif unit == "accuracy_percent":
-                table[column] = 1.0 - values / 100.0
+            if unit in ERROR_UNITS:
+                table[column] = ERROR_UNITS[unit][0](values)
             elif unit in ("log", "log10"):
                 factor = np.log(10.0) if unit == "log10" else 1.0
                 table["log" + column] = values * factor
                 table = table.drop(columns=column)
         return table
+
+
+def as_written(values, unit: str):
+    """An error column, converted to a fraction from ``unit``, as the source wrote it."""
+    return ERROR_UNITS[unit][1](values)
+
+
+def require_columns(table: pd.DataFrame, *, source, reader: str,
+                    mapping: Mapping | None = None) -> None:
+    """Raise if ``table`` (canonical names, after the mapping) lacks a required column, with
+    a fix for this kind of source and this mapping: a log has metrics to name, not columns
+    to rename; run metadata may come from the run names (a template is suggested)."""
+    missing, has_norm = missing_columns(table)
+    if missing or not has_norm:
+        raise missing_error(table, missing, has_norm, source=source,
+                            fix=_missing_fix(table, missing, has_norm, reader, mapping))
+
+
+def _missing_fix(table, missing, has_norm, reader, mapping) -> str:
+    """How to get the missing required columns, for this kind of source and mapping."""
+    is_log = reader is not None and reader != "table"
+    where = (f"in your mapping ({mapping.origin})" if mapping is not None
+             else "in a mapping file (--map mapping.yaml; mapping= in Python)")
+    section = "metrics" if is_log else "columns"
+    fixes = []
+    values = [m for m in missing if m in ("run_id", "step", "test_error")]
+    if values:
+        example = {"test_error": "val_err", "step": "epoch", "run_id": "name"}[values[0]]
+        if is_log:
+            fixes.append(f"name the metric that holds {values[0]} {where}, e.g. "
+                         f"'metrics: {{{values[0]}: <tag>}}'")
+        else:
+            fixes.append(f"rename the column(s) to the canonical names, or map them {where}, "
+                         f"e.g. 'columns: {{{values[0]}: {example}}}'")
+    meta = [m for m in missing if m not in values]
+    if meta:
+        fixes.append(_metadata_fix(table, meta, is_log, where, mapping))
+    if not has_norm:
+        fixes.append(_norm_fix(table, section, where, mapping))
+    return "; ".join(fixes) + "; see data_schema/README.md."
+
+
+def _metadata_fix(table, meta, is_log, where, mapping) -> str:
+    names = ", ".join(f"'{m}'" for m in meta)
+    if not is_log:
+        start = (f"map the column that holds {names} {where} (e.g. 'columns: {{{meta[0]}: "
+                 f"P}}'), or, as run metadata, ")
+    else:
+        start = f"{names} is run metadata, which these logs do not hold: "
+    template = getattr(mapping, "template", None)
+    run = str(table["run_id"].dropna().iloc[0]) if "run_id" in table and \
+        table["run_id"].notna().any() else None
+    if template is not None:
+        how = (f"add {{{meta[0]}}} to the run-name template {where} "
+               f"({template.template!r} has no such field)")
+    else:
+        suggested = suggest_template(run) if run is not None else None
+        how = (f"take it from the run names with a template {where}, e.g. "
+               f"'runs: {{template: \"{suggested or '{architecture}_P{train_size}_seed{seed}'}"
+               f"\"}}'")
+        if run is not None:
+            how += f" (written {'from' if suggested else 'to match'} the run name '{run}')"
+    return (f"{start}{how}, or give every row one value with "
+            f"'set: {{{meta[0]}: <value>}}' (see docs/ingest.md)")
+
+
+def _norm_fix(table, section, where, mapping) -> str:
+    text = ("a norm's canonical name starts with 'norm_' (or 'lognorm_' for its natural "
+            "log)")
+    columns = getattr(mapping, "columns", None) or {}
+    wrong = [(k, v) for k, v in columns.items() if "norm" in k.lower() and
+             not NORM_PATTERN.match(k)]
+    if wrong:
+        key, value = wrong[0]
+        return (f"the mapping ({mapping.origin}) maps {value!r} to {key!r}, but {text}: "
+                f"write '{_as_norm(key)}: {value}'")
+    normish = [c for c in table.columns if "norm" in c.lower()]
+    example = normish[0] if normish else "<column>"
+    return (f"{text}: rename the column, or map it {where}, e.g. "
+            f"'{section}: {{{_as_norm(example)}: {example}}}'")
+
+
+def _as_norm(name: str) -> str:
+    """A canonical norm name for a column such as 'spectral_norm' -> 'norm_spectral'."""
+    if name == "<column>":
+        return "norm_<name>"
+    core = re.sub(r"(?i)norms?", "", name)
+    core = re.sub(r"[^0-9A-Za-z]+", "_", core).strip("_")
+    return f"norm_{core}" if core else "norm_<name>"
