@@ -61,11 +61,12 @@ def _fit_options(parser):
                              "architecture dataset)")
     parser.add_argument("--n-test", type=int, metavar="N",
                         help="test-set size, when the table has no n_test column")
-    parser.add_argument("--at-end", choices=("bound", "optimum"), default="bound",
-                        help="a run whose fitted optimum lies at or past its last logged "
-                             "point (still improving): its lambda* is a lower bound (default) "
-                             "or its last point is taken as the optimum (the paper's "
-                             "convention)")
+    parser.add_argument("--at-end", choices=("optimum", "bound"), default="optimum",
+                        help="a run with no optimum in its logged range (still improving at "
+                             "its last point): its last point is taken as the optimum "
+                             "(default; the paper's convention: it is still on its "
+                             "envelope there), or lambda* is a lower bound and eps* an "
+                             "upper one")
     parser.add_argument("--sampler", choices=("auto", "pymc", "nutpie"),
                         help="NUTS implementation (auto: nutpie if installed)")
     parser.add_argument("--draws", type=int, help="posterior draws per chain (default 1000)")

@@ -51,7 +51,7 @@ def level_log_likelihood(result) -> xr.DataArray:
     """Log likelihood of each (group, P) level at every posterior draw: (chain, draw, level)."""
     posterior = result.idata.posterior
     out = _draws_loglik(result.run_estimates(), posterior,
-                        result.settings.get("at_end", "bound"))
+                        result.settings["at_end"])
     return xr.DataArray(out, dims=("chain", "draw", "level"),
                         coords={"chain": posterior["chain"], "draw": posterior["draw"],
                                 "level": level_labels(result)}, name="summaries")
@@ -60,7 +60,7 @@ def level_log_likelihood(result) -> xr.DataArray:
 def _draws_loglik(data, posterior, at_end) -> np.ndarray:
     """(chain, draw, level) log likelihood of ``data``'s levels under ``posterior``'s draws."""
     values = {k: posterior[k].to_numpy() for k in PARAMS}
-    n_chains, n_draws = values["gamma1"].shape[:2]
+    n_chains, n_draws = values["gamma2"].shape[:2]
     out = np.empty((n_chains, n_draws, data.level.max() + 1))
     for chain in range(n_chains):
         for draw in range(n_draws):
@@ -80,12 +80,12 @@ def exact_level_elpd(result, level: int, *, progress: bool = False) -> float:
     rest = data.without_level(level)
     settings = result.settings
     posterior = result.idata.posterior
-    model = build_model(rest, at_end=settings.get("at_end", "bound"),
+    model = build_model(rest, at_end=settings["at_end"],
                         tie_convergence=bool(settings.get("tie_convergence")))
     refit = sample(model, sampler=settings.get("sampler"), seed=settings.get("seed"),
                    chains=posterior.sizes["chain"], draws=posterior.sizes["draw"],
                    progress=progress).posterior
-    loglik = _draws_loglik(data, refit, settings.get("at_end", "bound"))[..., level].ravel()
+    loglik = _draws_loglik(data, refit, settings["at_end"])[..., level].ravel()
     return float(logsumexp(loglik) - np.log(loglik.size))
 
 

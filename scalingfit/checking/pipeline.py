@@ -85,8 +85,13 @@ def _json_safe(value):
 
 DEFINITIONS = {
     "delta": "gamma_conv - gamma1*gamma2, posterior of the fit with a free gamma_conv",
-    "verdict": "consistent: the 90 % interval of delta contains 0 and lies within "
-               "[-tolerance, tolerance]; inconsistent: it excludes 0; else inconclusive",
+    "delta_envelope": "-(slope in log P of the runs' offsets from their group's envelope): "
+                      "the part of delta from envelopes of different P not coinciding",
+    "delta_shape": "delta - delta_envelope: the optimum's height above its own envelope "
+                   "changing with P (and the envelope's curvature between the optima)",
+    "verdict": "consistent: the 90 % interval of delta lies within [-tolerance, tolerance]; "
+               "inconsistent: it lies wholly beyond; else inconclusive",
+    "p_within_tolerance": "posterior probability that |delta| < tolerance",
     "observed_eps_star": "geometric mean over the held-out size's runs of each run's stage-1 "
                          "optimum (fitted curve minimum, full data); a run still improving at "
                          "its last step contributes its fitted error there (counted in "

@@ -1,7 +1,7 @@
 """Predicted best error ε*(P) and optimal norm λ*(P) at any training-set size, from a fit.
 
-The stage-2 model (:mod:`scalingfit.fitting.model`) places the optimum of a run of group ``g`` at
-``ℓ = log P − ℓ̄_g`` (``ℓ̄_g``: the group's mean log P) at
+The stage-2 model (:mod:`scalingfit.fitting.model`) places the optimum of a run of group
+``g`` at ``ℓ = log P − ℓ̄_g`` (``ℓ̄_g``: the group's mean log P) at
 
 .. math::
 
@@ -14,7 +14,9 @@ The stage-2 model (:mod:`scalingfit.fitting.model`) places the optimum of a run 
 - **the law** (``n_runs=None``): ``ν − γ_conv ℓ``, the line itself; its interval is the
   uncertainty of the exponent and intercept only;
 - **one new run** (``n_runs=1``): a new P brings its own deviation from the power law
-  (``δ``, sd ``ω``) and a new seed its own scatter (``e``, sd ``σ``);
+  (``δ``, sd ``ω``) and a new seed its own scatter (``e``, sd ``σ``); the deviations of
+  ``log λ*`` and ``log ε*`` are correlated at each level (``ρ_size``, ``ρ_run``: a run whose
+  optimum lies further along the envelope has a lower best error);
 - **the mean of k new runs** at one new P (``n_runs=k``): the seed scatter shrinks as
   ``σ/√k``, the P-level deviation does not.
 
@@ -45,6 +47,8 @@ from ..fitting.result import describe
 
 __all__ = ["predictive_draws", "predict", "data_range", "chance_errors"]
 
+LAWS = ("alpha", "offset_slope", "kappa", "gamma2", "nu", "gamma_conv")
+
 
 def predictive_draws(result, train_size: float, *, n_runs: int | None = None,
                      seed: int | None = None) -> dict:
@@ -71,20 +75,23 @@ def predictive_draws(result, train_size: float, *, n_runs: int | None = None,
     ell = math.log(train_size) - c["ell_center"].to_numpy()
     x_scale, x_center = c["x_scale"].to_numpy(), c["x_center"].to_numpy()
     groups = np.arange(len(x_scale))
-    p = {k: result.draws(k) for k in ("gamma1", "gamma2", "gamma_conv", "kappa", "nu")}
+    p = {k: result.draws(k) for k in LAWS}
     _, x_star, log_eps = laws_mean(p, x_scale, groups, ell)
     if n_runs is not None:
         if n_runs < 1:
             raise ScalingfitError(f"n_runs must be at least 1, got {n_runs}.")
         rng = np.random.default_rng(result.settings.get("seed", 0) if seed is None else seed)
-        shape = log_eps.shape
         # a new P: its own deviation from the laws (ω, zero where the fit could not tell it
-        # from seed scatter), and k new seeds about it (σ/√k)
-        log_eps = (log_eps + result.draws("omega_y") * rng.standard_normal(shape)
-                   + result.draws("sigma_y") / math.sqrt(n_runs) * rng.standard_normal(shape))
-        x_star = x_star + (result.draws("omega_x") * rng.standard_normal(shape)
-                           + result.draws("sigma_x") / math.sqrt(n_runs)
-                           * rng.standard_normal(shape))
+        # from seed scatter), and k new seeds about it (σ/√k); x* and ε* deviations are
+        # correlated (ρ) at both levels
+        for level, scale in (("size", 1.0), ("run", 1.0 / math.sqrt(n_runs))):
+            sd_x, sd_y, rho = ((result.draws("omega_x"), result.draws("omega_y"),
+                                result.draws("rho_size")) if level == "size" else
+                               (result.draws("sigma_x"), result.draws("sigma_y"),
+                                result.draws("rho_run")))
+            e_x, e_y = rng.standard_normal((2, *log_eps.shape))
+            x_star = x_star + scale * sd_x * e_x
+            log_eps = log_eps + scale * sd_y * (rho * e_x + np.sqrt(1 - rho**2) * e_y)
     log_lam = x_center + x_scale * x_star
     return {"log_eps_star": log_eps, "log_lam_star": log_lam}
 

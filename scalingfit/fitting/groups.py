@@ -133,7 +133,9 @@ def prepare(table: pd.DataFrame, *, norm: str, group_by, n_test=None):
         else:
             floor = 0.5 * errors[errors > 0].min() if (errors > 0).any() else 1e-6
             y = np.log(np.maximum(errors, floor))
-        curves = GroupCurves((x - center) / scale, y, run_index.astype(int), n, len(runs))
+        ell = np.log(runs["train_size"].to_numpy(float))
+        curves = GroupCurves((x - center) / scale, y, run_index.astype(int), n, len(runs),
+                             ell - ell.mean())
         groups.append(Group(keys, curves, runs, center, scale))
     return groups, notes
 

@@ -1,56 +1,81 @@
-"""The laws as pure functions: no I/O, numpy or PyTensor alike (pass ``xp``).
+"""The laws and the learning curves they act on, as pure functions: no I/O, numpy or
+PyTensor alike (pass ``xp``).
 
-Everything is in logs: ``x = log λ`` (natural log of the norm), ``y = log ε``,
-``ell = log P``. A norm that spans a hundred orders of magnitude is a log that spans a few
-hundred units, which is harmless; an exponentiated one is not.
+Everything is in logs: ``x = log λ`` (natural log of the norm, standardised where a fit
+says so), ``y = log ε``, ``ell = log P``. A norm that spans a hundred orders of magnitude is
+a log that spans a few hundred units, which is harmless; an exponentiated one is not.
 
-The learning curve of one run
------------------------------
-Along training a run traces, in log–log coordinates,
+The curve a fit reads a run with
+--------------------------------
+Stage 1 (:mod:`scalingfit.fitting.run_curves`, where each choice is explained) describes run
+``r`` of a group by
 
 .. math::
 
-    f(x) = y^* - \\gamma (x - x^*)
-           + \\frac{\\gamma + \\beta}{s}\\Big[\\operatorname{softplus}\\big(s(x - x_d)\\big)
-           - \\log\\frac{\\gamma+\\beta}{\\beta}\\Big],
-    \\qquad x_d = x^* - \\frac{1}{s}\\log\\frac{\\gamma}{\\beta},
+    f_r(x) = E(x) + a_r + \\frac{b_r}{s}\\operatorname{softplus}\\big(s(x - d_r)\\big),
+    \\qquad \\log ε_r(x) = \\operatorname{cap}(f_r(x)),
 
-a smoothly broken power law: slope ``-γ`` (law 1's envelope, ``ε ∝ λ^-γ``) well before the
-break, slope ``+β`` (the rise of overfitting) well after it, and its minimum exactly at
-``(x*, y*)`` — the optimum of law 2. ``s`` sets how sharp the departure is. It is written
-in terms of the optimum so that both laws act directly on curve parameters. The chance
-plateau caps it from above with a soft minimum of sharpness ``h``:
+the group's **envelope** :func:`envelope` (a smooth decreasing curve whose slope may drift
+along the range: real curves are only locally power laws), the run's **offset** ``a_r``
+from it, its **departure** :func:`departure`, and the chance plateau's soft **cap**
+:func:`cap`. The run's optimum is the minimum of ``f_r``.
 
-.. math:: \\log ε(x) = -\\tfrac{1}{h}\\log\\big(e^{-h \\log c} + e^{-h f(x)}\\big).
-
-The cap is increasing in ``f``, so the capped curve has its minimum at the same ``x*``, but
-below ``y*`` by ``log(1 + e^{-h(log c - y*)})/h``: much when the optimum lies near chance
-(a perceptron at small α, a hard dataset) and a soft cap is fitted. The laws act on the
-run's *best error*, the capped minimum (:func:`capped_optimum`); :func:`uncapped_optimum`
-gives back the ``y*`` that draws it.
+The curve the simulator draws runs from
+---------------------------------------
+:func:`learning_curve`: the same shape with a straight envelope (one power law), written in
+terms of the run's optimum so that laws can act on it directly — a smoothly broken power law
+whose minimum is exactly at ``(x*, y*)``.
 
 The laws across runs
 --------------------
-These act on the curve parameters of the runs (:mod:`scalingfit.fitting.model` states them
-with their noise and priors):
+They act on each run's optimum and offset (:mod:`scalingfit.fitting.model` states them with
+their noise and priors):
 
-- law 1: ``ε ≈ A·λ^(−γ1)`` along training — the slope ``γ`` of each run's curve, whose
-  mean over a group's runs is ``γ1``;
+- law 1: ``ε ≈ A·λ^(−γ1)`` along training — the envelope's slope, γ1 its mean slope over the
+  stretch of log λ where the group's optima lie;
 - law 2: ``log λ* = log k2 + γ2·log P``;
 - combination: ``log ε* = const − γ1·γ2·log P``; beside it a free convergence exponent,
   ``log ε* = const − γ_conv·log P``. A gap ``Δ = γ_conv − γ1·γ2`` means the optima do not
-  lie on one envelope shared by all P.
+  lie on one envelope shared by all P: either the envelopes of different P do not coincide
+  (offsets that change with P) or the optimum's height above its envelope changes with P.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["learning_curve", "envelope_offset", "capped_optimum", "uncapped_optimum"]
+__all__ = ["cap", "envelope", "departure", "learning_curve", "capped_optimum",
+           "uncapped_optimum"]
 
 
-def _softplus(z, xp):
-    return xp.logaddexp(0.0, z)
+def cap(f, log_chance, plateau_sharpness, *, xp=np):
+    """The chance plateau's soft cap: ``−log(e^{−h log c} + e^{−h f})/h``, increasing in
+    ``f``, never above ``log c``, equal to ``f`` far below it."""
+    h = plateau_sharpness
+    return -xp.logaddexp(-h * log_chance, -h * f) / h
+
+
+def envelope(x, log_slopes, knots, width, *, xp=np, derivative=False):
+    """The envelope ``E(x) = −Σ_j e^{θ_j} R_j(x)`` (or its slope ``E'``).
+
+    ``R_j`` rises smoothly from 0 to the segment's length across segment ``j`` of ``knots``
+    (``w·[softplus((x − t_j)/w) − softplus((x − t_{j+1})/w)]``), so ``E`` falls with slope
+    about ``−e^{θ_j}`` inside segment ``j``, is flat outside the knots, and ``E(−∞) = 0`` (a
+    run's level is its offset). ``x`` may have any leading shape; ``knots`` broadcast
+    against ``x[..., None]``.
+    """
+    z = (x[..., None] - knots) / width
+    if derivative:
+        ramps = 1.0 / (1.0 + xp.exp(-z))
+    else:
+        ramps = width * xp.logaddexp(0.0, z)
+    return -((ramps[..., :-1] - ramps[..., 1:]) * xp.exp(log_slopes)).sum(axis=-1)
+
+
+def departure(x, start, rise, sharpness, *, xp=np):
+    """How far a run has left its envelope: ``(b/s)·softplus(s(x − d))``, zero well before
+    ``d`` and growing with slope ``b`` well after it."""
+    return rise / sharpness * xp.logaddexp(0.0, sharpness * (x - start))
 
 
 def learning_curve(
@@ -80,30 +105,16 @@ def learning_curve(
     """
     ratio = (gamma + beta) / beta
     x_break = x_star - xp.log(gamma / beta) / sharpness
-    f = (
-        y_star
-        - gamma * (x - x_star)
-        + (gamma + beta) / sharpness * (_softplus(sharpness * (x - x_break), xp) - xp.log(ratio))
-    )
+    f = (y_star - gamma * (x - x_star) + departure(x, x_break, gamma + beta, sharpness, xp=xp)
+         - (gamma + beta) / sharpness * xp.log(ratio))
     if log_chance is None:
         return f
-    h = plateau_sharpness
-    return -xp.logaddexp(-h * log_chance, -h * f) / h
-
-
-def envelope_offset(gamma, beta, sharpness, *, xp=np):
-    """How far the optimum sits above the extrapolated envelope, in log error.
-
-    ``y* − (a − γ x*)`` where ``a − γ x`` is the curve's asymptote before the break: the
-    constant that makes ``ε* = A·e^offset·λ*^(−γ)``.
-    """
-    return (gamma + beta) / sharpness * xp.log((gamma + beta) / beta)
+    return cap(f, log_chance, plateau_sharpness, xp=xp)
 
 
 def capped_optimum(y_star, log_chance, plateau_sharpness, *, xp=np):
     """The run's best log error: the curve's minimum ``y*`` under the chance plateau's cap."""
-    h = plateau_sharpness
-    return -xp.logaddexp(-h * log_chance, -h * y_star) / h
+    return cap(y_star, log_chance, plateau_sharpness, xp=xp)
 
 
 def uncapped_optimum(y_best, log_chance, plateau_sharpness, *, xp=np, floor=1e-3):

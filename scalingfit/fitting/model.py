@@ -1,66 +1,76 @@
 r"""Stage 2: the hierarchical model of both laws, on the per-run estimates of stage 1.
 
-Per run ``r`` of group ``g``, stage 1 measured ``z_r = (γ̂_r, x̂*_r, ŷ*_r)`` with covariance
-``Σ_r`` (standardised log norm ``x``, log error ``y``; ``ŷ*`` is the run's best error, the
-fitted minimum under the plateau) and loadings ``B_r`` on the group's shape error ``u_g``.
-The model explains them as
+Per run ``r`` of group ``g``, stage 1 (:mod:`scalingfit.fitting.run_curves`) measured
+``z_r = (â_r, x̂*_r, ŷ*_r)`` — the run's offset from the group's envelope, its optimum's
+standardised log norm and its best log error — with covariance ``Σ_r`` and loadings ``B_r``
+on the group's shape error ``u_g`` (an error in the envelope, plateau or departure shape
+moves every run of the group together). The model explains them as
 
 .. math::
 
-    γ_r   &= γ_{1,g}                                             + τ_g\,e_{1r} \\
-    x^*_r &= κ_g + γ_{2,g}\,\ell_r + ω^x_g\,δ^x_{g,p(r)}         + σ^x_g\,e_{2r} \\
-    y^*_r &= ν_g − γ_{conv,g}\,\ell_r + ω^y_g\,δ^y_{g,p(r)}      + σ^y_g\,e_{3r} \\
-    z_r   &\sim \mathcal N\big((γ_r, x^*_r, y^*_r) + B_r u_g,\ Σ_r\big)
+    a_r   &= α_g + s_g\,\ell_r                       + \text{size} + \text{run} \\
+    x^*_r &= κ_g + γ_{2,g}\,\ell_r                    + \text{size} + \text{run} \\
+    y^*_r &= ν_g − γ_{conv,g}\,\ell_r                + \text{size} + \text{run} \\
+    z_r   &\sim \mathcal N\big((a_r, x^*_r, y^*_r) + B_r u_g,\ Σ_r\big)
 
-with ``ℓ_r = log P_r − mean`` and ``e, δ, u ~ N(0, 1)``; the run effects ``e`` and the P-level
-effects ``δ`` are integrated out analytically, ``u`` is sampled.
+with ``ℓ_r = log P_r − mean``, and law 1's exponent read off the envelope:
 
-Why each piece:
+.. math:: γ_{1,g} = -\frac{E_g(x_{hi}) - E_g(x_{lo})}{x_{hi} - x_{lo}}, \qquad
+          x_{lo,hi} = κ_g + γ_{2,g}\,\ell_{min,max}
 
-- **Run level** (``τ, σx, σy``): runs (seeds) differ, and the stage-1 covariance ignores
-  the correlation of points along a run. Fitting the scatter of the runs themselves makes
-  a group's uncertainty come from how much its runs disagree — 48 runs are 48
-  observations, not 1,920.
-- **P level** (``ω δ``): the seeds of one P share its deviation from a pure power law, so
-  eight values of P carry the information on γ2 and γ_conv, not 48 runs. Dropped, with a
-  warning, in a group with one run per P (seed-averaged curves), where it cannot be told
-  apart from the run level.
-- **Shape error** (``B u``): stage 1 estimates the plateau and the departure's shape once
-  per group; an error there shifts every run's summaries together, which many runs do not
-  average away.
-- **Across groups**: ``log γ1`` and ``log γ2`` are partially pooled (the exponents of these
-  laws are positive, and the log makes the pooling indifferent to the norm's power,
-  λ → λ^c); ``γ_conv`` is pooled on its own scale. See :func:`_pooled`.
+— the envelope's mean slope over the stretch of log λ where the group's optima lie
+(:func:`~scalingfit.fitting.likelihood.envelope_slope`; ``E_g`` is stage 1's envelope moved by
+``u_g``). Why each piece:
+
+- **γ1 as a slope the data show.** Real envelopes bend (docs/design.md §2b); the exponent
+  that carries λ*(P) into ε*(P) is the envelope's slope where the optima are, and its
+  posterior carries how well the envelope there is known. It is not pooled across groups:
+  each group's envelope is fitted to all its points.
+- **Offsets** (``a``, slope ``s``): if the envelopes of different P do not coincide, the runs'
+  offsets change with P, and ``Δ = γ_conv − γ1·γ2`` has a part ``δ_envelope = −s``; the rest,
+  ``δ_shape = Δ − δ_envelope``, is how the optimum's height above its own envelope changes
+  with P (less overfitting with more data), with the envelope's curvature between the optima
+  (zero where it is straight there).
+- **Run level** (sds ``τ_a, σ_x, σ_y``; ``x*`` and ``y*`` correlated by ``ρ_run``): runs
+  (seeds) differ, and a run whose optimum lies further along the envelope has a lower best
+  error (law 1: by about γ1 times as much), so their deviations are correlated. Fitting
+  the scatter of the runs themselves makes a group's uncertainty come from how much its runs
+  disagree — 48 runs are 48 observations, not 1,920 points.
+- **Size level** (sds ``ω_a, ω_x, ω_y``, correlation ``ρ_size``): the seeds of one P share
+  its deviation from a pure power law, so the sizes carry the information on γ2 and
+  γ_conv, not the runs. Integrated out exactly
+  (:func:`~scalingfit.fitting.likelihood.level_loglik`). Dropped, with a warning, in a group
+  with one run per P (seed-averaged curves), where it cannot be told from the run level.
+- **Shape error** (``B u``): stage 1 estimates the envelope and the plateau once per group;
+  an error there shifts every run's estimates together, which many runs do not average away.
+- **Across groups**: ``log γ2`` is partially pooled (positive; the log makes the pooling
+  indifferent to the norm's power, λ → λ^c), ``γ_conv`` on its own scale. See
+  :func:`_pooled`.
 - **Units**: exponents are sampled in the units of the table (raw log norm) and converted
-  to standardised units for the likelihood, so priors and pooling mean the same for a
-  norm near 1 and a norm near 1e130.
-- **Censoring**: a run whose error was still falling at its last step tells us
-  ``x* ≥ x_last`` and ``y* ≤ y_last``: with ``at_end="bound"`` those enter as censored
-  likelihood terms; with ``at_end="optimum"`` (the paper's convention) the last point is
-  taken as the optimum. An approximation: each censored run's two bounds enter as
-  independent one-sided terms whose sds include its size's scatter ``ω``, so the P-level
-  deviation a censored run shares with the other runs of its size (censored or not) is
-  not shared in the likelihood; where several runs of one size are censored, their common
-  deviation is counted once per run, which can narrow γ2 and γ_conv. Exact would be a 1-D
-  integral over ``δ`` per such size. Not yet validated on simulated censored runs (neither
-  generator makes them).
+  to standardised units for the likelihood, so priors mean the same for a norm near 1 and a
+  norm near 1e130.
+- **Runs without an optimum in range**: with ``at_end="optimum"`` (the default, the paper's
+  convention) the last point is taken as the optimum — the run is still on its envelope
+  there, which is what the combined law is about; with ``at_end="bound"`` the run says
+  ``x* ≥ x_last`` and ``y* ≤ y_last``, as two independent one-sided terms whose sds include
+  the size's scatter ``ω`` (an approximation: the size deviation a bounded run shares with
+  its seeds, and its correlations, are not shared in the likelihood). Runs that never left
+  the chance plateau are not in stage 2 at all.
 - **Combined law**: with ``tie_convergence=True`` the y* law's slope is ``γ1·γ2`` itself —
   the model in which the two dynamical laws predict the end-of-training law.
 
 Priors are weak and data-scaled (centred on least-squares values of the estimates, so they
 mean the same whatever the units): population means ``N(mean of the groups' estimates,
-1.5)`` for ``log γ1, log γ2`` and ``N(·, 1)`` for ``γ_conv`` (integrated out); spreads
-log-normal with medians 0.5 (log scale) and 0.25; intercepts ``N(least squares, 2)``;
-run-level sds ``HalfNormal`` at 0.5 × the median ``|γ̂|`` over all runs of all groups
-(standardised units) for ``τ``, and 0.5 for ``σx`` (standardised log norm) and ``σy`` (log
-error); P-level sds ``HalfNormal`` at twice the within-P scatter of the estimates
-(:func:`~scalingfit.fitting.likelihood.within_level_sd`) — a scale taken from the same data,
-which assumes that whole sizes depart from the power laws by about as much as seeds scatter;
-sizes retuned individually (their own learning rate or schedule) can break that, and this
-regime is not covered by the calibration benchmarks (their sizes lie exactly on the laws);
-shape errors ``N(0, 1)``. All prior centres and scales are set from the estimates themselves
-(empirical Bayes), so a simulation-based calibration in the strict sense does not apply;
-`benchmarks/calibration.py` checks coverage instead.
+1.5)`` for ``log γ2`` and ``N(·, 1)`` for ``γ_conv`` (integrated out); spreads log-normal
+with medians 0.5 (log scale) and 0.25; intercepts ``N(least squares, 2)``; the offsets'
+slope ``N(0, 1)``; run-level sds ``HalfNormal(0.5)`` (offset and ``y*`` in log error, ``x*`` in
+standardised log norm); correlations ``2·Beta(2, 2) − 1``; size-level sds ``HalfNormal`` at
+twice the within-size scatter of the estimates, measured robustly
+(:func:`~scalingfit.fitting.likelihood.within_level_sd`: a run stuck far from its seeds does
+not widen it) — a scale taken from the same data, which assumes that whole sizes depart
+from the laws by about as much as seeds scatter; shape errors ``N(0, 1)``. All prior centres
+and scales are set from the estimates themselves (empirical Bayes), so a simulation-based
+calibration in the strict sense does not apply; ``scalingfit calibrate`` checks coverage.
 """
 
 from __future__ import annotations
@@ -69,9 +79,9 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from .likelihood import RunEstimates, least_squares, level_loglik, within_level_sd
+from .likelihood import RunEstimates, envelope_slope, least_squares, level_loglik, within_level_sd
 
-__all__ = ["build_model", "exponents"]
+__all__ = ["build_model"]
 
 
 def _pooled(name, estimates, *, prior_sd, spread_sd):
@@ -106,65 +116,64 @@ def _compound_normal_logp(d, a, b):
     return -0.5 * (quad + (n - 1) * pt.log(a) + pt.log(total) + n * np.log(2 * np.pi))
 
 
-def exponents(start: dict, tie_convergence: bool):
-    """The exponents' priors, inside a model: γ1 and γ2 partially pooled across groups on
-    the log scale (they are positive; a factor 4.5 per prior sd around the least-squares
-    values), γ_conv on its own scale (the data may say error does not fall with P), or
-    tied to γ1·γ2. Returns (gamma1, gamma2, gamma_conv); γ_pred = γ1·γ2 is recorded."""
-    floor = 1e-3 * np.abs(start["gamma1"]).max()
-    g1_hat, g2_hat = (np.maximum(np.abs(start[k]), floor) for k in ("gamma1", "gamma2"))
-    log_g1 = _pooled("log_gamma1", np.log(g1_hat), prior_sd=1.5, spread_sd=0.5)
-    log_g2 = _pooled("log_gamma2", np.log(g2_hat), prior_sd=1.5, spread_sd=0.5)
-    gamma1 = pm.Deterministic("gamma1", pt.exp(log_g1), dims="group")
-    gamma2 = pm.Deterministic("gamma2", pt.exp(log_g2), dims="group")
-    gamma_pred = pm.Deterministic("gamma_pred", gamma1 * gamma2, dims="group")
-    if tie_convergence:
-        return gamma1, gamma2, pm.Deterministic("gamma_conv", gamma_pred, dims="group")
-    return gamma1, gamma2, _pooled("gamma_conv", start["gamma_conv"], prior_sd=1.0,
-                                   spread_sd=0.25)
+def _correlation(name):
+    """A correlation with a ``2·Beta(2, 2) − 1`` prior: any sign, kept off ±1."""
+    return pm.Deterministic(name, 2 * pm.Beta(f"{name}_beta", 2.0, 2.0, dims="group") - 1,
+                            dims="group")
 
 
-def build_model(data: RunEstimates, *, at_end: str = "bound",
+def _size_scatter(data: RunEstimates, spread):
+    """The size-level sds ``ω_a, ω_x, ω_y``, recorded as the likelihood uses them: zero in a
+    group whose sizes have one run each (seed-averaged curves), where a size's deviation from
+    the laws cannot be told from a run's. Their free scales are ``omega_*_scale``."""
+    seeded = data.seeded_levels.astype(float)
+    return [pm.Deterministic(name, pm.HalfNormal(f"{name}_scale", 2 * spread[:, k],
+                                                 dims="group") * seeded, dims="group")
+            for k, name in enumerate(("omega_offset", "omega_x", "omega_y"))]
+
+
+def build_model(data: RunEstimates, *, at_end: str = "optimum",
                 tie_convergence: bool = False) -> pm.Model:
     """The stage-2 PyMC model; see the module docstring for every choice."""
     if at_end not in ("bound", "optimum"):
         raise ValueError(f"at_end must be 'bound' or 'optimum', got {at_end!r}")
     start = least_squares(data)
-    n_groups = len(data.groups)
-    coords = {"group": list(data.groups)}
-    gamma_scale = float(np.median(np.abs(data.z[:, 0])))
+    coords = {"group": list(data.groups), "shape": np.arange(data.loading.shape[2])}
+    floor = 1e-3 * np.abs(start["gamma2"]).max()
 
     with pm.Model(coords=coords) as model:
-        gamma1, gamma2, gamma_conv = exponents(start, tie_convergence)
-
-        # per group: intercepts (standardised units) and scatter at the run and P levels
+        log_g2 = _pooled("log_gamma2", np.log(np.maximum(np.abs(start["gamma2"]), floor)),
+                         prior_sd=1.5, spread_sd=0.5)
+        gamma2 = pm.Deterministic("gamma2", pt.exp(log_g2), dims="group")
         kappa = pm.Normal("kappa", start["kappa"], 2.0, dims="group", initval=start["kappa"])
+        # the group's error in its stage-1 curve shape, common to all its runs
+        shape_error = pm.Normal("shape_error", 0, 1, dims=("group", "shape"))
+        gamma1 = pm.Deterministic("gamma1", envelope_slope(data, kappa, gamma2, shape_error,
+                                                           xp=pt), dims="group")
+        for end, at in (("smallest_P", 0.0), ("largest_P", 1.0)):  # how much it drifts
+            pm.Deterministic(f"gamma1_at_{end}", envelope_slope(
+                data, kappa, gamma2, shape_error, xp=pt, at=at), dims="group")
+        gamma_pred = pm.Deterministic("gamma_pred", gamma1 * gamma2, dims="group")
+        if tie_convergence:
+            gamma_conv = pm.Deterministic("gamma_conv", gamma_pred, dims="group")
+        else:
+            gamma_conv = _pooled("gamma_conv", start["gamma_conv"], prior_sd=1.0,
+                                 spread_sd=0.25)
         nu = pm.Normal("nu", start["nu"], 2.0, dims="group", initval=start["nu"])
-        tau = pm.HalfNormal("tau_gamma", 0.5 * gamma_scale, dims="group")
+        alpha = pm.Normal("alpha", start["alpha"], 2.0, dims="group", initval=start["alpha"])
+        offset_slope = pm.Normal("offset_slope", 0.0, 1.0, dims="group",
+                                 initval=start["offset_slope"])
+        tau_offset = pm.HalfNormal("tau_offset", 0.5, dims="group")
         sigma_x = pm.HalfNormal("sigma_x", 0.5, dims="group")
         sigma_y = pm.HalfNormal("sigma_y", 0.5, dims="group")
-        omega_x, omega_y = size_scatter(data, within_level_sd(data))
-        # the group's error in its stage-1 curve shape, common to all its runs
-        shape_error = pm.Normal("shape_error", 0, 1, shape=(n_groups, data.loading.shape[2]))
+        rho_run = _correlation("rho_run")
+        omega_offset, omega_x, omega_y = _size_scatter(data, within_level_sd(data))
+        rho_size = _correlation("rho_size")
 
-        params = dict(gamma1=gamma1, gamma2=gamma2, gamma_conv=gamma_conv, kappa=kappa, nu=nu,
-                      tau_gamma=tau, sigma_x=sigma_x, sigma_y=sigma_y, omega_x=omega_x,
-                      omega_y=omega_y, shape_error=shape_error)
+        params = dict(gamma2=gamma2, gamma_conv=gamma_conv, kappa=kappa, nu=nu, alpha=alpha,
+                      offset_slope=offset_slope, tau_offset=tau_offset, sigma_x=sigma_x,
+                      sigma_y=sigma_y, rho_run=rho_run, omega_offset=omega_offset,
+                      omega_x=omega_x, omega_y=omega_y, rho_size=rho_size,
+                      shape_error=shape_error)
         pm.Potential("loglik", level_loglik(data, params, at_end=at_end, xp=pt).sum())
     return model
-
-
-
-
-def size_scatter(data: RunEstimates, spread, initval=None):
-    """The size-level sds ``ω_x, ω_y``, recorded as the model uses them: zero in a group
-    whose sizes have one run each (seed-averaged curves), where a size's deviation from the
-    laws cannot be told from a run's. Their free scales are ``omega_*_scale``.
-    """
-    seeded = data.seeded_levels.astype(float)
-    out = []
-    for k, axis in enumerate(("x", "y")):
-        scale = pm.HalfNormal(f"omega_{axis}_scale", 2 * spread[:, k], dims="group",
-                              initval=None if initval is None else initval[:, k])
-        out.append(pm.Deterministic(f"omega_{axis}", scale * seeded, dims="group"))
-    return out

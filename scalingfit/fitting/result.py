@@ -29,6 +29,7 @@ import xarray as xr
 from ..atomic import atomic_path, make_dir
 from ..errors import ScalingfitError, first_line
 from .likelihood import EXPONENTS, RunEstimates
+from .run_curves import SHAPES
 
 __all__ = ["FitResult", "describe"]
 
@@ -85,6 +86,11 @@ class FitResult:
             for key in ("architecture", "dataset"):  # docs/design.md §4 names them always
                 info.setdefault(key, "+".join(map(str, sorted(rows[key].unique()))))
             group_info.append(info)
+        fitted = np.concatenate([c.fitted_runs for c in curves])
+
+        def per_run(key):  # a stage-1 quantity of the runs stage 2 read
+            return np.concatenate([getattr(c, key) for c in curves])[fitted]
+
         constant = xr.Dataset(
             {
                 "z": (("run", "estimate"), data.z),
@@ -94,45 +100,66 @@ class FitResult:
                 "x_last": ("run", data.x_last),
                 "y_last": ("run", data.y_last),
                 "y_last_sd": ("run", data.y_last_sd),
-                "x_first": ("run", np.concatenate([c.x_first for c in curves])),
+                "x_first": ("run", per_run("x_first")),
+                "departure": ("run", per_run("departure")),
+                "shape_class": ("run", per_run("shape")),
+                "starts_below_chance": ("run", per_run("starts_below_chance")),
+                "point_coverage": ("run", per_run("point_coverage")),
+                "n_points": ("run", per_run("n_points")),
                 "ell": ("run", data.ell),
                 "level_index": ("run", data.level),
                 "group_index": ("run", data.group),
                 "train_size": ("run", np.exp(data.ell + data.ell_center[data.group]).round()),
-                "beta": ("run", np.concatenate([c.beta for c in curves])),
-                "reach": ("run", np.concatenate([c.reach for c in curves])),
                 "x_scale": ("group", data.x_scale),
                 "x_center": ("group", data.x_center),
                 "ell_center": ("group", data.ell_center),
+                "ell_range": (("group", "end"), data.ell_range),
                 "seeded_levels": ("group", data.seeded_levels),
+                "log_slopes": (("group", "segment"), data.log_slopes),
+                "slope_loading": (("group", "segment", "shape"), data.slope_loading),
+                "knots": (("group", "knot"), data.knots),
+                "width": ("group", data.width),
                 "sharpness": ("group", [c.sharpness for c in curves]),
                 "log_chance": ("group", [c.log_chance for c in curves]),
                 "plateau_sharpness": ("group", [c.plateau_sharpness for c in curves]),
                 "sigma0": ("group", [c.sigma0 for c in curves]),
+                "envelope_support": ("group", [c.envelope_support for c in curves]),
+                "point_coverage_group": ("group", [c.point_coverage_group for c in curves]),
             },
-            coords={"run": runs, "group": labels, "estimate": ["gamma", "x_star", "y_star"],
-                    "estimate_": ["gamma", "x_star", "y_star"]},
+            coords={"run": runs, "group": labels, "estimate": ["offset", "x_star", "y_star"],
+                    "estimate_": ["offset", "x_star", "y_star"], "end": ["low", "high"]},
         )
-        row_x, row_y, row_run, row_fit = [], [], [], []
+        # every logged row, with its run's index among stage 2's runs (−1: never left the
+        # chance plateau, not fitted)
+        index = np.cumsum(fitted) - 1
+        row_x, row_y, row_run, row_fit, row_sd = [], [], [], [], []
         offset = 0
-        for group, fitted in zip(groups, curves):
+        for group, c in zip(groups, curves):
             rows = group.curves
             row_x.append(rows.x * group.x_scale + group.x_center)
             row_y.append(np.exp(rows.y))
-            row_run.append(rows.run + offset)
-            row_fit.append(fitted.fitted)
+            run = rows.run + offset
+            row_run.append(np.where(fitted[run], index[run], -1))
+            row_fit.append(c.fitted)
+            row_sd.append(c.predictive_sd)
             offset += rows.n_runs
         observed = xr.Dataset({
             "log_norm": ("row", np.concatenate(row_x)),
             "test_error": ("row", np.concatenate(row_y)),
             "fitted_log_error": ("row", np.concatenate(row_fit)),
+            "predictive_sd": ("row", np.concatenate(row_sd)),
             "row_run": ("row", np.concatenate(row_run)),
         })
+        excluded = [{"run_id": str(run_id), "train_size": int(size), "group_index": g,
+                     "shape": "plateau_only"}
+                    for g, (group, c) in enumerate(zip(groups, curves))
+                    for run_id, size in zip(group.runs.index[~c.fitted_runs],
+                                            group.runs["train_size"][~c.fitted_runs])]
         idata.add_groups(constant_data=constant, observed_data=observed)
         table_hash = hashlib.sha256(
             pd.util.hash_pandas_object(table.drop(columns="source", errors="ignore"),
                                        index=False).to_numpy().tobytes()).hexdigest()[:16]
-        meta = {"method": settings["method"], "groups": group_info, "versions": _versions(),
+        meta = {"groups": group_info, "versions": _versions(), "excluded_runs": excluded,
                 "table_sha256_16": table_hash, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "n_rows": int(len(table)), "timings": timings, "notes": notes}
         result = cls(idata, settings=settings, diagnostics=diagnostics, meta=meta, table=table)
@@ -168,37 +195,65 @@ class FitResult:
     def run_estimates(self) -> RunEstimates:
         """Stage 1's estimates as stage 2 reads them."""
         c = self.idata.constant_data
-        return RunEstimates(
-            groups=self.group_names,
-            run_ids=c["run"].to_numpy(), group=c["group_index"].to_numpy(),
-            level=c["level_index"].to_numpy(), ell=c["ell"].to_numpy(), z=c["z"].to_numpy(),
-            cov=c["z_cov"].to_numpy(), loading=c["loading"].to_numpy(),
-            censored=c["censored"].to_numpy().astype(bool), x_last=c["x_last"].to_numpy(),
-            y_last=c["y_last"].to_numpy(), y_last_sd=c["y_last_sd"].to_numpy(),
-            x_scale=c["x_scale"].to_numpy(), x_center=c["x_center"].to_numpy(),
-            ell_center=c["ell_center"].to_numpy(),
-            seeded_levels=c["seeded_levels"].to_numpy().astype(bool))
+        arrays = {k: c[name].to_numpy() for k, name in (
+            ("run_ids", "run"), ("group", "group_index"), ("level", "level_index"),
+            ("ell", "ell"), ("z", "z"), ("cov", "z_cov"), ("loading", "loading"),
+            ("x_last", "x_last"), ("y_last", "y_last"), ("y_last_sd", "y_last_sd"),
+            ("x_scale", "x_scale"), ("x_center", "x_center"), ("ell_center", "ell_center"),
+            ("ell_range", "ell_range"), ("log_slopes", "log_slopes"),
+            ("slope_loading", "slope_loading"), ("knots", "knots"), ("width", "width"))}
+        return RunEstimates(groups=self.group_names,
+                            censored=c["censored"].to_numpy().astype(bool),
+                            seeded_levels=c["seeded_levels"].to_numpy().astype(bool), **arrays)
+
+    def runs(self) -> list[dict]:
+        """Per run: its group, P, shape (:data:`~scalingfit.fitting.run_curves.SHAPES`),
+        whether it starts below chance, and how well its fitted curve describes its points
+        (the share inside their 90 % predictive interval; ``point_check`` says
+        ``misfit`` below :data:`~scalingfit.fitting.pipeline.RUN_COVERAGE_MIN`)."""
+        from .pipeline import RUN_COVERAGE_MIN
+
+        c = self.idata.constant_data
+        out = [{"run_id": str(run), "group": self.group_names[int(g)],
+                "train_size": int(size), "shape": str(shape),
+                "starts_below_chance": bool(below), "point_coverage": round(float(cover), 3),
+                "point_check": "ok" if cover >= RUN_COVERAGE_MIN else "misfit"}
+               for run, g, size, shape, below, cover in zip(
+                   c["run"].to_numpy(), c["group_index"].to_numpy(),
+                   c["train_size"].to_numpy(), c["shape_class"].to_numpy(),
+                   c["starts_below_chance"].to_numpy(), c["point_coverage"].to_numpy())]
+        out += [{**{k: v for k, v in run.items() if k != "group_index"},
+                 "group": self.group_names[run["group_index"]], "starts_below_chance": None,
+                 "point_coverage": None, "point_check": "not fitted"}
+                for run in self.meta["excluded_runs"]]
+        return out
 
     def summary(self) -> dict:
         """The ``summary.json`` content (docs/design.md §4), with extra keys."""
         constant = self.idata.constant_data
+        runs = self.runs()
         groups = []
         for g, (info, name) in enumerate(zip(self.groups, self.group_names)):
             mine = constant["group_index"].to_numpy() == g
             entry = {**info, "name": name, "n_runs": int(mine.sum()),
                      "params": {p: describe(self.draws(p)[:, g]) for p in EXPONENTS}}
             entry["group"] = dict(info)
+            entry["gamma1_local"] = {end: describe(self.draws(f"gamma1_at_{end}")[:, g])
+                                     for end in ("smallest_P", "largest_P")}
             entry["n_censored"] = int(constant["censored"].to_numpy()[mine].sum())
             entry["train_sizes"] = sorted(int(p) for p in
                                           np.unique(constant["train_size"].to_numpy()[mine]))
-            entry["envelope_reach"] = round(
-                float(np.median(constant["reach"].to_numpy()[mine])), 3)
+            shapes = [r["shape"] for r in runs if r["group"] == name]
+            entry["shapes"] = {shape: shapes.count(shape) for shape in SHAPES}
+            entry["point_coverage"] = round(float(constant["point_coverage_group"][g]), 3)
+            entry["n_runs_misfit"] = sum(r["point_check"] == "misfit" for r in runs
+                                         if r["group"] == name)
+            entry["envelope_support"] = round(float(constant["envelope_support"][g]), 3)
             groups.append(entry)
-        return {"norm": self.settings["norm"], "groups": groups,
+        return {"norm": self.settings["norm"], "groups": groups, "runs": runs,
                 "diagnostics": dict(self.diagnostics), "versions": self.meta["versions"],
-                "method": self.meta["method"], "settings": self.settings,
-                "timings": self.meta["timings"], "notes": self.meta["notes"],
-                "table_sha256_16": self.meta["table_sha256_16"]}
+                "settings": self.settings, "timings": self.meta["timings"],
+                "notes": self.meta["notes"], "table_sha256_16": self.meta["table_sha256_16"]}
 
     def table(self) -> str:
         """A plain-text table of the exponents per group (what ``scalingfit fit`` prints)."""

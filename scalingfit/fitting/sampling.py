@@ -34,13 +34,8 @@ def resolve_sampler(sampler: str | None) -> str:
 
 
 def sample(model: pm.Model, *, sampler=None, draws=None, tune=None, chains=None, seed=None,
-           target_accept=None, progress: bool = True, initvals: dict | None = None,
-           jitter: bool = True):
+           target_accept=None, progress: bool = True):
     """Draw from the posterior of ``model``; the same seed gives the same draws.
-
-    ``jitter=False`` starts every chain at the initial point itself instead of a random
-    point near it: for the point-level model, whose run parameters start at the stage-1
-    fit, a jitter of ±1 in every unconstrained coordinate puts chains in distant local modes.
 
     Returns
     -------
@@ -58,16 +53,14 @@ def sample(model: pm.Model, *, sampler=None, draws=None, tune=None, chains=None,
         import nutpie
 
         with status(progress, "compiling the model for nutpie (numba; about 10-30 s)"):
-            compiled = nutpie.compile_pymc_model(model, initial_points=initvals,
-                                                 jitter_rvs=None if jitter else set())
+            compiled = nutpie.compile_pymc_model(model)
         idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores,
                               seed=seed, progress_bar=progress, target_accept=target_accept,
                               save_warmup=False)
     else:
         with model:
             idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores,
-                              random_seed=seed, progressbar=progress, initvals=initvals,
-                              init="jitter+adapt_diag" if jitter else "adapt_diag",
+                              random_seed=seed, progressbar=progress,
                               target_accept=target_accept, compute_convergence_checks=False)
     return idata
 
