@@ -32,8 +32,8 @@ _LAZY = {
     "FitResult": ("scalingfit.fitting.result", "FitResult"),
     "check": ("scalingfit.checking.pipeline", "check"),
     "predict": ("scalingfit.checking.prediction", "predict"),
-    "rc": ("scalingfit.rc", "rc"),
-    "rc_context": ("scalingfit.rc", "rc_context"),
+    "rc": ("scalingfit.settings", "rc"),
+    "rc_context": ("scalingfit.settings", "rc_context"),
     "norms": ("scalingfit.norms", None),
 }
 

@@ -316,7 +316,7 @@ def _report_arguments(parser):
 def _run_report(args):
     from .atomic import check_output_dir
     from .checking.pipeline import load_check
-    from .report.render import render
+    from .report.writer import render
 
     check_output_dir(args.out)
     result = _load_fit(args.fit_dir)

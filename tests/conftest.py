@@ -2,7 +2,7 @@
 
 import pytest
 
-from scalingfit.rc import rc_context
+from scalingfit import rc_context
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ import pandas as pd
 from ..errors import DataError, ScalingfitWarning
 from ..ingest.table import GROUP_KEYS, validate
 from ..progress import track
-from ..rc import rc
+from ..settings import rc
 from .groups import choose_norm, prepare, source_row
 from .likelihood import RunEstimates
 from .result import FitResult

@@ -10,7 +10,7 @@ import pymc as pm
 
 from ..errors import MissingDependencyError
 from ..progress import status
-from ..rc import rc
+from ..settings import rc
 
 __all__ = ["sample", "diagnostics", "resolve_sampler"]
 
@@ -70,14 +70,17 @@ def diagnostics(idata, var_names=None) -> dict:
     posterior = idata.posterior
     if var_names is not None:
         posterior = posterior[list(var_names)]
-    rhat = az.rhat(posterior)
-    ess_bulk = az.ess(posterior, method="bulk")
-    ess_tail = az.ess(posterior, method="tail")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # a quantity fixed by construction (the size scatter of a group with one run per
+        # size) has no R-hat or ESS: NaN, left out below
+        rhat = az.rhat(posterior)
+        ess_bulk = az.ess(posterior, method="bulk")
+        ess_tail = az.ess(posterior, method="tail")
 
     def extreme(dataset, fn):
-        values = [fn(np.asarray(v)) for v in dataset.data_vars.values() if np.size(v)]
-        values = [v for v in values if np.isfinite(v)]
-        return float(fn(values)) if values else float("nan")
+        values = np.concatenate([np.ravel(v) for v in dataset.data_vars.values()])
+        values = values[np.isfinite(values)]
+        return float(fn(values)) if values.size else float("nan")
 
     diverging = idata.sample_stats.get("diverging")
     result = {

@@ -1,7 +1,7 @@
 """The report: renders only from a :class:`~scalingfit.fitting.result.FitResult` (and, if
 given, the content of a check's ``check.json``).
 
-``render(result, out)`` (:mod:`.render`) writes ``report.html`` (self-contained: figures
+``render(result, out)`` (:mod:`.writer`) writes ``report.html`` (self-contained: figures
 embedded as base64 PNG, no external resource), ``report.md``, and every figure as
 ``<name>.png`` and ``<name>.svg`` beside them. The figures are in :mod:`.figures`, the
 pages in :mod:`.page`, and the plain-text tables every command prints in :mod:`.text`,
@@ -10,7 +10,7 @@ which imports nothing else: the commands that only print load no plotting.
 
 from importlib import import_module
 
-_LAZY = {"render": ".render", "make_figures": ".render", "FIGURES": ".figures"}
+_LAZY = {"render": ".writer", "make_figures": ".writer", "FIGURES": ".figures"}
 
 __all__ = sorted(_LAZY)
 

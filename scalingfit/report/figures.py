@@ -434,7 +434,7 @@ def diagnostics_figure(result, check=None) -> Figure:
     """R-hat and effective sample sizes of every parameter and group, against rc's limits."""
     import arviz as az
 
-    from ..rc import rc
+    from ..settings import rc
 
     posterior = result.idata.posterior
     names = [n for n in DIAGNOSED if n in posterior]

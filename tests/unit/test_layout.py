@@ -95,3 +95,19 @@ def test_at_most_eight_modules_stand_at_the_top():
     assert len(top) <= 8, top
     packages = sorted(p.parent.name for p in ROOT.glob("*/__init__.py"))
     assert set(STAGES) <= set(packages), packages
+
+
+def test_public_names_stay_functions_after_every_module_is_imported():
+    """A submodule named like a function its package exports (``report.render``) would
+    replace the function once imported."""
+    import importlib
+
+    for name in _modules():
+        if not name.endswith("__main__"):
+            importlib.import_module(name)
+    from scalingfit import report
+
+    for package in (scalingfit, scalingfit.ingest, report):
+        for name in package._LAZY:
+            value = getattr(package, name)
+            assert name == "norms" or not isinstance(value, type(scalingfit)), (package, name)
