@@ -326,6 +326,48 @@ def _run_report(args):
     return 0
 
 
+def _calibrate_arguments(parser):
+    parser.add_argument("fit_dir", metavar="FIT_DIR", help="a directory written by scalingfit "
+                                                           "fit (with its table.parquet)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output directory: calibration.json")
+    parser.add_argument("--replicates", type=int, default=10, metavar="N",
+                        help="simulated sweeps per scenario, each refitted: 2*N fits of a "
+                             "few tens of seconds to minutes each (default 10; every share is "
+                             "printed with its binomial 90 %% interval)")
+    parser.add_argument("--delta", type=float, default=0.2, metavar="D",
+                        help="gamma_conv - gamma1*gamma2 of the 'violated' scenario, whose "
+                             "detection rate is reported (default 0.2)")
+    parser.add_argument("--tolerance", type=float, default=None, metavar="T",
+                        help="the verdict's tolerance (default 0.1, as scalingfit check)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the draws chosen, the simulations and the refits (default 0)")
+    parser.add_argument("--sampler", choices=("auto", "pymc", "nutpie"),
+                        help="NUTS implementation of the refits (default: the fit's)")
+    parser.add_argument("--draws", type=int, help="posterior draws per chain of each refit "
+                                                  "(default: the fit's)")
+    parser.add_argument("--tune", type=int, help="tuning steps per chain (default 1000)")
+    parser.add_argument("--chains", type=int, help="chains of each refit (default: the fit's)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def _run_calibrate(args):
+    from .atomic import check_output_dir
+    from .checking.calibration import calibrate
+    from .checking.verdict import TOLERANCE
+
+    check_output_dir(args.out)  # before an hour of refits, not after
+    result = _load_fit(args.fit_dir)
+    outcome = calibrate(result, replicates=args.replicates, delta=args.delta,
+                        tolerance=TOLERANCE if args.tolerance is None else args.tolerance,
+                        seed=args.seed, progress=not args.quiet, sampler=args.sampler,
+                        draws=args.draws, tune=args.tune, chains=args.chains)
+    path = outcome.save(args.out)
+    print(outcome.table())
+    print(f"wrote {path}")
+    return 0
+
+
 COMMANDS = {
     "fit": ("fit both laws hierarchically; writes posterior.nc, summary.json, table.parquet",
             _fit_arguments, _run_fit),
@@ -337,6 +379,9 @@ COMMANDS = {
                 _predict_arguments, _run_predict),
     "report": ("an HTML and Markdown report with figures, from a fit (and a check)",
                _report_arguments, _run_report),
+    "calibrate": ("are a fit's intervals and verdict honest? simulate sweeps like it from its "
+                  "posterior, refit them; writes calibration.json", _calibrate_arguments,
+                  _run_calibrate),
 }
 
 

@@ -37,7 +37,7 @@ import numpy as np
 from ..errors import ScalingfitError
 from ..fitting.result import describe
 
-__all__ = ["verdict", "consistency", "TOLERANCE"]
+__all__ = ["verdict", "consistency", "delta_parts", "TOLERANCE"]
 
 TOLERANCE = 0.1  # largest |Δ| a "consistent" verdict allows; see the module docstring
 
@@ -54,22 +54,31 @@ def verdict(delta: dict, tolerance: float = TOLERANCE) -> str:
     return "inconclusive"
 
 
-def consistency(result, tolerance: float = TOLERANCE) -> list[dict]:
-    """Per group, from a free-exponent fit: Δ = γ_conv − γ1·γ2 and its two parts, the
-    verdict, and the probabilities that |Δ| is within or beyond the tolerance."""
+def delta_parts(result) -> dict[str, np.ndarray]:
+    """Posterior draws, shape (draws, groups), of ``delta`` (Δ = γ_conv − γ1·γ2) and its
+    two parts ``delta_envelope`` (−s, the offsets' slope in log P) and ``delta_shape``
+    (Δ − δ_envelope), from a free-exponent fit (see the module docstring)."""
     if result.settings.get("tie_convergence"):
         raise ScalingfitError("this fit ties γ_conv to γ1·γ2 (tie_convergence=True), so Δ is 0 "
                               "by construction; the verdict needs a fit with a free γ_conv.")
     delta = result.draws("gamma_conv") - result.draws("gamma_pred")
     envelope = -result.draws("offset_slope")
+    return {"delta": delta, "delta_envelope": envelope, "delta_shape": delta - envelope}
+
+
+def consistency(result, tolerance: float = TOLERANCE) -> list[dict]:
+    """Per group, from a free-exponent fit: Δ = γ_conv − γ1·γ2 and its two parts, the
+    verdict, and the probabilities that |Δ| is within or beyond the tolerance."""
+    parts = delta_parts(result)
+    delta = parts["delta"]
     out = []
     for g in range(len(result.group_names)):
         s = describe(delta[:, g])
         within = float(np.mean(np.abs(delta[:, g]) < tolerance))
         out.append({"delta": s, "verdict": verdict(s, tolerance), "tolerance": tolerance,
                     "p_within_tolerance": within, "p_beyond_tolerance": 1.0 - within,
-                    "delta_envelope": describe(envelope[:, g]),
-                    "delta_shape": describe(delta[:, g] - envelope[:, g]),
+                    "delta_envelope": describe(parts["delta_envelope"][:, g]),
+                    "delta_shape": describe(parts["delta_shape"][:, g]),
                     "gamma_pred": describe(result.draws("gamma_pred")[:, g]),
                     "gamma_conv": describe(result.draws("gamma_conv")[:, g])})
     return out

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["cap", "envelope", "departure", "learning_curve", "capped_optimum",
+__all__ = ["cap", "ramps", "envelope", "departure", "learning_curve", "capped_optimum",
            "uncapped_optimum"]
 
 
@@ -55,21 +55,38 @@ def cap(f, log_chance, plateau_sharpness, *, xp=np):
     return -xp.logaddexp(-h * log_chance, -h * f) / h
 
 
-def envelope(x, log_slopes, knots, width, *, xp=np, derivative=False):
-    """The envelope ``E(x) = −Σ_j e^{θ_j} R_j(x)`` (or its slope ``E'``).
+def ramps(x, knots, width, *, xp=np, order=0):
+    """The envelope's basis ``R_j(x)`` (or its ``order``-th derivative), one per segment.
 
-    ``R_j`` rises smoothly from 0 to the segment's length across segment ``j`` of ``knots``
-    (``w·[softplus((x − t_j)/w) − softplus((x − t_{j+1})/w)]``), so ``E`` falls with slope
-    about ``−e^{θ_j}`` inside segment ``j``, is flat outside the knots, and ``E(−∞) = 0`` (a
-    run's level is its offset). ``x`` may have any leading shape; ``knots`` broadcast
-    against ``x[..., None]``.
+    With ``ρ(u) = w·softplus(u/w)`` (a smooth ``max(u, 0)``) and inner knots
+    ``t_1 … t_{K−1}``: ``R_j = ρ(x − t_j) − ρ(x − t_{j+1})`` rises by the segment's length
+    across segment ``j``; the first, ``−ρ(t_1 − x)``, and the last, ``ρ(x − t_{K−1})``, go
+    on rising beyond the range, so that the slopes ``R_j'`` sum to one everywhere: equal
+    ``θ_j`` give a straight line. ``knots[..., 0]`` and ``knots[..., -1]`` only set where
+    the range is said to end. ``x[..., None]`` broadcasts against ``knots``.
     """
-    z = (x[..., None] - knots) / width
-    if derivative:
-        ramps = 1.0 / (1.0 + xp.exp(-z))
-    else:
-        ramps = width * xp.logaddexp(0.0, z)
-    return -((ramps[..., :-1] - ramps[..., 1:]) * xp.exp(log_slopes)).sum(axis=-1)
+    inner = knots[..., 1:-1]
+    z = (x[..., None] - inner) / width
+    if order == 0:
+        rho = width * xp.logaddexp(0.0, z)
+        first = -width * xp.logaddexp(0.0, -z[..., :1])
+        return xp.concatenate([first, rho[..., :-1] - rho[..., 1:], rho[..., -1:]], axis=-1)
+    sig = 1.0 / (1.0 + xp.exp(-z))
+    if order == 1:
+        return xp.concatenate([1.0 - sig[..., :1], sig[..., :-1] - sig[..., 1:],
+                               sig[..., -1:]], axis=-1)
+    bump = sig * (1.0 - sig) / width
+    return xp.concatenate([-bump[..., :1], bump[..., :-1] - bump[..., 1:], bump[..., -1:]],
+                          axis=-1)
+
+
+def envelope(x, log_slopes, knots, width, *, xp=np, derivative=False):
+    """The envelope ``E(x) = −Σ_j e^{θ_j} R_j(x)`` (or its slope ``E'``): a smooth
+    decreasing curve whose slope is about ``−e^{θ_j}`` inside segment ``j`` of ``knots`` and
+    stays that of the first (last) segment before (after) them (:func:`ramps`). Its level
+    is arbitrary: a run's level is its offset. ``x`` may have any leading shape."""
+    basis = ramps(x, knots, width, xp=xp, order=1 if derivative else 0)
+    return -(basis * xp.exp(log_slopes)).sum(axis=-1)
 
 
 def departure(x, start, rise, sharpness, *, xp=np):

@@ -100,7 +100,7 @@ def envelope_slope(data: RunEstimates, kappa, gamma2, shape_error, *, xp=np, at=
     That is the slope that carries the optima's norm into their error: if the runs of every
     P follow one envelope ``E`` until they depart, ``ε*(P) ≈ E(λ*(P))``, and the exponent of
     ``ε*`` in P is this mean slope times γ2 (docs/design.md §2b). The envelope is stage 1's,
-    moved by the group's shape error. ``kappa, gamma2`` per group, ``shape_error`` (groups,
+    corrected for the group's shape error. ``kappa, gamma2`` per group, ``shape_error`` (groups,
     k), with any leading (draw) axes; returns one value per group.
     """
     x_scale = xp.as_tensor(data.x_scale) if xp is not np else data.x_scale
@@ -109,7 +109,9 @@ def envelope_slope(data: RunEstimates, kappa, gamma2, shape_error, *, xp=np, at=
     nodes, weights = (_NODES, 0.5 * _WEIGHTS) if at is None else (np.array([2.0 * at - 1]),
                                                                    np.ones(1))
     x = 0.5 * (lo + hi)[..., None] + 0.5 * (hi - lo)[..., None] * nodes   # (..., groups, q)
-    log_slopes = data.log_slopes + (data.slope_loading * shape_error[..., None, :]).sum(-1)
+    # the shape error u is stage 1's error: the estimates sit at truth + B u, so the true
+    # envelope is the estimated one moved back, θ̂ − S u
+    log_slopes = data.log_slopes - (data.slope_loading * shape_error[..., None, :]).sum(-1)
     slope = envelope(x, log_slopes[..., None, :], data.knots[:, None, :],
                      data.width[:, None, None], xp=xp, derivative=True)
     return -(slope * weights).sum(-1) / x_scale

@@ -29,7 +29,7 @@ import xarray as xr
 from ..atomic import atomic_path, make_dir
 from ..errors import ScalingfitError, first_line
 from .likelihood import EXPONENTS, RunEstimates
-from .run_curves import SHAPES
+from .run_curves import RUN_COVERAGE_MIN, SHAPES
 
 __all__ = ["FitResult", "describe"]
 
@@ -210,8 +210,7 @@ class FitResult:
         """Per run: its group, P, shape (:data:`~scalingfit.fitting.run_curves.SHAPES`),
         whether it starts below chance, and how well its fitted curve describes its points
         (the share inside their 90 % predictive interval; ``point_check`` says
-        ``misfit`` below :data:`~scalingfit.fitting.pipeline.RUN_COVERAGE_MIN`)."""
-        from .pipeline import RUN_COVERAGE_MIN
+        ``misfit`` below :data:`~scalingfit.fitting.run_curves.RUN_COVERAGE_MIN`)."""
 
         c = self.idata.constant_data
         out = [{"run_id": str(run), "group": self.group_names[int(g)],

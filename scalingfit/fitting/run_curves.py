@@ -29,7 +29,8 @@ log–log coordinates (``x`` the standardised log norm, ``y = log ε``),
   range; a curve still falling at the last point has **no optimum in range**. How runs
   depart is a property of the task that may drift with P (less overfitting with more data):
   ``log b_r ~ N(μ_b + β_b ℓ_r, `` :data:`DEPARTURE_SD` ``)`` with ``ℓ_r`` the run's centred
-  log P. Runs that depart early, where larger runs still show the envelope, so teach the
+  log P (a trend in the sharpness ``s`` as well was tried: it trades against the
+  envelope's slope, and γ1 strayed by up to 35 % on curves of one power law). Runs that depart early, where larger runs still show the envelope, so teach the
   fit how the others leave it: without this the envelope near the largest P's optima,
   where no run is on it any more, would trade its slope against the departure's onset;
 - **the chance plateau** ``c`` caps every curve softly (sharpness ``h``): a run cannot do
@@ -67,7 +68,7 @@ from scipy import optimize, sparse
 from scipy.signal import find_peaks
 from scipy.special import expit
 
-from .laws import cap, departure, envelope
+from .laws import cap, departure, envelope, ramps
 
 __all__ = ["GroupCurves", "RunCurves", "fit_run_curves", "noise_variance", "point_check",
            "SHAPES", "SEGMENTS"]
@@ -75,12 +76,13 @@ __all__ = ["GroupCurves", "RunCurves", "fit_run_curves", "noise_variance", "poin
 #: Segments of the group's log-norm range on which the envelope's slope may differ.
 SEGMENTS = 8
 #: sd of the change of the envelope's log slope from one segment to the next. Measured on
-#: stage 1 alone, curves drawn from one power law (the example's 4 groups, 48 runs each, 3–4
-#: seeds): a penalty on second differences (sd 0.5) let the slope bend where no run is on the
-#: envelope any more, γ1's plug-in value off by up to 44 %; this random walk with sd 0.2 by
-#: up to 13 %, with sd 0.1 by up to 10 % (mostly under 4 %). Real envelopes still bend: their
-#: thousands of points outweigh it.
-SLOPE_DRIFT_SD = 0.1
+#: stage 1 alone, curves drawn from one power law (the example's 4 groups, 48 runs each, 4
+#: seeds; `python benchmarks/envelope_drift.py`): a penalty on second differences (sd 0.5)
+#: let the slope bend where no run is on the envelope any more, γ1's plug-in value off by up
+#: to 44 %; this random walk with sd 0.2 by up to 13 %, 0.1 by up to 10 %, 0.05 by up to 7 %
+#: (mostly under 3 %). A real envelope still bends: over 8 segments a slope halving costs as
+#: much as 28 points one sd off, which thousands of points outweigh.
+SLOPE_DRIFT_SD = 0.05
 #: sd of a run's offset from the group's mean offset (log error).
 OFFSET_SD = 1.0
 #: sd of a run's log departure slope about the group's trend in log P.
@@ -89,9 +91,16 @@ DEPARTURE_SD = 0.25
 PLATEAU_MARGIN = 0.05
 #: Run shapes, in the order they are decided.
 SHAPES = ("plateau_only", "two_minima", "no_optimum", "optimum")
-#: A second minimum counts when the smoothed curve rises by this much (log error, and by
-#: three times the run's point noise) on both sides of it.
+#: A second minimum counts when the run's points, smoothed over an eighth of them, rise by
+#: this much (log error, and by four sds of the smoothed noise) on both sides of it.
 DIP_DEPTH = 0.1
+#: A run still follows the envelope until this many departure lengths ``1/s`` before its
+#: departure's centre ``d``; beyond the last such point the envelope goes on straight.
+ON_ENVELOPE = 1.0
+NO_SECOND = False
+#: A run with fewer of its points than this inside their 90 % predictive interval is one its
+#: fitted curve does not describe: flagged ``misfit``.
+RUN_COVERAGE_MIN = 0.7
 #: A run whose first point is below this fraction of chance starts below chance.
 BELOW_CHANCE = 0.5
 
@@ -99,10 +108,11 @@ _PER_RUN = 3                       # a, d, log b
 _SHARED_EXTRA = 6                  # log s, log c, log h, μ_b, β_b, mean a
 _LOG_SLOPE = (np.log(1e-4), np.log(50.0))
 _LOG_B = (np.log(1e-3), np.log(50.0))
-_LOG_SHARPNESS = (np.log(0.5), np.log(60.0))
+_LOG_SHARPNESS = (np.log(2.0), np.log(60.0))  # a softer departure would tilt a whole run
 _LOG_PLATEAU_SHARPNESS = (np.log(1.0), np.log(60.0))
 _BEYOND = 2.0                      # how far past its last point a departure may be placed
 _GRID = 256                        # points per run in the search for its optimum
+_END = 2                           # a smoothed minimum this near the last point: improving
 _EDGE = 0.002                      # a minimum this close to the last point is no optimum
 _Z90 = 1.6448536269514722
 
@@ -126,6 +136,7 @@ class RunCurves:
 
     offset: np.ndarray         # a_r
     departure: np.ndarray      # d_r: where the run starts to leave the envelope
+    run_sharpness: np.ndarray  # s_r: how sharply it leaves it
     x_star: np.ndarray         # optimum, or the last point for a run without one
     y_star: np.ndarray         # best log error: the capped curve's minimum
     cov: np.ndarray            # (runs, 3, 3) covariance of (a, x*, y*) given the shared part
@@ -167,7 +178,7 @@ class RunCurves:
         lo, hi = np.min(self.x_star[fitted]), np.max(self.x_star[fitted])
         if not hi > lo:
             return 1.0
-        ends = np.minimum.reduce([self.departure[fitted] - 1 / self.sharpness,
+        ends = np.minimum.reduce([self.departure[fitted] - ON_ENVELOPE / self.run_sharpness[fitted],
                                   self.x_star[fitted], self.x_last[fitted]])
         covered, reach = 0.0, lo
         for start, end in sorted(zip(self.x_first[fitted], ends)):
@@ -188,7 +199,7 @@ def noise_variance(fitted, data, sigma0):
 class _Model:
     """The curves of one group as a function of the parameter vector, with the Jacobian."""
 
-    def __init__(self, data: GroupCurves, keep: np.ndarray):
+    def __init__(self, data: GroupCurves, keep: np.ndarray, top: float | None = None):
         self.data = data
         self.rows = np.flatnonzero(keep[data.run])
         self.x, self.y = data.x[self.rows], data.y[self.rows]
@@ -198,26 +209,28 @@ class _Model:
         self.run = index[data.run[self.rows]]     # 0..n_fitted-1 per row
         self.n = len(self.runs)
         self.ell = data.ell[self.runs]
-        low, high = float(self.x.min()), float(self.x.max())
-        pad = 0.05 * (high - low)
-        self.knots = np.linspace(low - pad, high + pad, SEGMENTS + 1)
+        top = float(self.x.max()) if top is None else top
+        self.knots = np.linspace(float(self.x.min()), top, SEGMENTS + 1)
         self.width = 0.5 * (self.knots[1] - self.knots[0])
         self.shared = slice(self.n * _PER_RUN, self.n * _PER_RUN + SEGMENTS + _SHARED_EXTRA)
         self.n_params = self.n * _PER_RUN + SEGMENTS + _SHARED_EXTRA
-        z = (self.x[:, None] - self.knots) / self.width
-        ramps = self.width * np.logaddexp(0.0, z)
-        self.ramps = ramps[:, :-1] - ramps[:, 1:]  # R_j(x) per row: fixed for the fit
+        self.ramps = ramps(self.x, self.knots, self.width)  # R_j(x) per row: fixed for the fit
 
     def unpack(self, p):
         theta = p[: self.n * _PER_RUN].reshape(self.n, _PER_RUN)
         shared = p[self.shared]
         return theta, shared[:SEGMENTS], shared[SEGMENTS:]
 
+    def sharpness(self, p):
+        """Each fitted run's departure sharpness (the group's)."""
+        _, _, (log_s, *_) = self.unpack(p)
+        return np.full(self.n, np.exp(log_s))
+
     def curve(self, p, *, jacobian=False):
         """Capped log error per row (and the dense per-row derivatives)."""
         theta, log_slopes, (log_s, log_c, log_h, *_) = self.unpack(p)
         a, d, b = theta[self.run, 0], theta[self.run, 1], np.exp(theta[self.run, 2])
-        s, h = np.exp(log_s), np.exp(log_h)
+        s, h = self.sharpness(p)[self.run], np.exp(log_h)
         slopes = np.exp(log_slopes)
         u = s * (self.x - d)
         soft = np.logaddexp(0.0, u)
@@ -276,6 +289,15 @@ class _Model:
         return sparse.csr_matrix((v, (r, c)), shape=shape)
 
 
+def _still_improving(model: _Model) -> np.ndarray:
+    """Per fitted run: its smoothed points are lowest at (or next to) its last one."""
+    out = np.empty(model.n, bool)
+    for r in range(model.n):
+        yr = model.y[model.run == r]
+        out[r] = int(np.argmin(_smooth(yr, max(1, len(yr) // 15)))) >= len(yr) - _END
+    return out
+
+
 def _smooth(y, window):
     """A centred running mean (edges: shorter windows)."""
     if window <= 1:
@@ -326,10 +348,11 @@ def _initial_guess(model: _Model, log_c):
         offset = float(np.median(yr[before] - base[mine][before]))
         local = float(np.exp(log_slopes[np.clip(np.searchsorted(model.knots, xr[i]) - 1,
                                                 0, SEGMENTS - 1)]))
-        if i >= len(xr) - 2:  # still falling at the end: the departure lies beyond
+        if i >= len(xr) - _END:  # still falling at the end: the departure lies beyond
             theta[r] = (offset, xr[-1] + 0.5, np.log(max(local, 0.05)))
         else:
-            rise = np.polyfit(xr[i:], yr[i:], 1)[0] if len(xr) - i >= 3 else 0.3
+            span = xr[-1] - xr[i]
+            rise = (smooth[-1] - smooth[i]) / span if span > 1e-6 else 0.3
             theta[r] = (offset, xr[i] - 0.3, np.log(np.clip(local + max(rise, 0.05), 0.05,
                                                             20.0)))
     extra = np.array([np.log(3.0), log_c, np.log(8.0), np.median(theta[:, 2]), 0.0,
@@ -340,9 +363,12 @@ def _initial_guess(model: _Model, log_c):
 def _bounds(model: _Model, log_c_low):
     lower, upper = [], []
     y_low = float(model.y.min()) - 5.0
+    improving = _still_improving(model)
     for r in range(model.n):
         xr = model.x[model.run == r]
-        lower += [y_low, xr[0] - 1.0, _LOG_B[0]]
+        # a run whose points fall to the end shows no departure: where it bends, the
+        # envelope bends (a departure that never turns up would explain any bend)
+        lower += [y_low, xr[-1] if improving[r] else xr[0] - 1.0, _LOG_B[0]]
         upper += [5.0, xr[-1] + _BEYOND, _LOG_B[1]]
     lower += [_LOG_SLOPE[0]] * SEGMENTS + [_LOG_SHARPNESS[0], log_c_low,
                                             _LOG_PLATEAU_SHARPNESS[0], _LOG_B[0], -10.0, y_low]
@@ -390,9 +416,27 @@ def fit_run_curves(data: GroupCurves, *, passes: int = 3) -> RunCurves:
     if keep.sum() < 2:
         keep = np.ones(data.n_runs, bool)  # nothing left to fit: fit them all, say so below
         stuck[:] = False
+    # first over the whole range, to see where the runs leave the envelope
     model = _Model(data, keep)
     params = _initial_guess(model, log_c0)
-    lower, upper = _bounds(model, min(float(model.y.max()) - 1.0, log_c0 - 0.5))
+    log_c_low = min(float(model.y.max()) - 1.0, log_c0 - 0.5)
+    params, *_ = _reweighted_fit(model, params, log_c_low, passes=1)
+    # then with the envelope free only where runs still on it show it, straight beyond
+    top = _last_shown(model, params)
+    if top < model.knots[-1] - 1e-6 and not NO_SECOND:
+        previous, model = model, _Model(data, keep, top)
+        params = params.copy()
+        params[model.shared][:SEGMENTS] = _resample_slopes(previous, params, model.knots)
+    params, solution, fitted, variance, sigma0 = _reweighted_fit(model, params, log_c_low,
+                                                                 passes=passes)
+    return _run_curves(model, params, solution.jac, fitted, variance, sigma0, stuck)
+
+
+def _reweighted_fit(model: _Model, params, log_c_low, *, passes):
+    """Weighted least squares, re-weighted ``passes`` times with the binomial variance at
+    the fitted curve and the re-estimated extra noise ``σ0``."""
+    data = model.data
+    lower, upper = _bounds(model, log_c_low)
     params = np.clip(params, lower + 1e-9, upper - 1e-9)
     rows_data = GroupCurves(model.x, model.y, model.run, None if data.n_test is None
                             else data.n_test[model.rows], model.n, model.ell)
@@ -409,14 +453,39 @@ def fit_run_curves(data: GroupCurves, *, passes: int = 3) -> RunCurves:
         sigma0 = _solve_sigma0((model.y - fitted) ** 2, binomial,
                                len(model.y) - model.n_params)
         variance = noise_variance(fitted, rows_data, max(sigma0, 1e-6))
-    return _run_curves(model, params, solution.jac, fitted, variance, sigma0, stuck)
+    return params, solution, fitted, variance, sigma0
+
+
+def _on_envelope_until(model: _Model, params, x_star):
+    """Per fitted run, how far along log λ its points still follow the envelope: until its
+    departure begins (``d − 1/s``), its optimum, or its last point."""
+    theta, *_ = model.unpack(params)
+    last = np.array([model.x[model.run == r][-1] for r in range(model.n)])
+    return np.minimum.reduce([theta[:, 1] - ON_ENVELOPE / model.sharpness(params), x_star, last])
+
+
+def _last_shown(model: _Model, params) -> float:
+    """The largest log λ at which some run still follows the envelope (at least a third of
+    the way along the group's range)."""
+    x_star, _, _ = _optima(model, params)
+    low, high = model.knots[0], model.knots[-1]
+    return float(np.clip(np.max(_on_envelope_until(model, params, x_star)),
+                         low + (high - low) / 3, high))
+
+
+def _resample_slopes(previous: _Model, params, knots):
+    """The log slopes on new segments that reproduce a fitted envelope's slope."""
+    _, log_slopes, _ = previous.unpack(params)
+    centres = 0.5 * (knots[:-1] + knots[1:])
+    slope = -envelope(centres, log_slopes, previous.knots, previous.width, derivative=True)
+    return np.log(np.maximum(slope, 1e-4))
 
 
 def _optima(model: _Model, params):
     """Each fitted run's optimum ``(x*, capped y*)`` in its logged range, and whether the
     curve still falls at its last point (no optimum in range)."""
-    theta, log_slopes, (log_s, log_c, log_h, *_) = model.unpack(params)
-    s, h = np.exp(log_s), np.exp(log_h)
+    theta, log_slopes, (_, log_c, log_h, *_) = model.unpack(params)
+    s, h = model.sharpness(params)[:, None], np.exp(log_h)
     first = np.array([model.x[model.run == r][0] for r in range(model.n)])
     last = np.array([model.x[model.run == r][-1] for r in range(model.n)])
     grid = first[:, None] + (last - first)[:, None] * np.linspace(0, 1, _GRID)
@@ -452,14 +521,10 @@ def _summary_jacobian(model: _Model, params, x_star, censored):
     """
     theta, log_slopes, (log_s, log_c, log_h, *_) = model.unpack(params)
     a, d, b = theta[:, 0], theta[:, 1], np.exp(theta[:, 2])
-    s, h = np.exp(log_s), np.exp(log_h)
+    s, h = model.sharpness(params), np.exp(log_h)
     slopes = np.exp(log_slopes)
-    z = (x_star[:, None] - model.knots) / model.width
-    ramps = model.width * np.logaddexp(0.0, z)
-    ramp = ramps[:, :-1] - ramps[:, 1:]                      # R_j(x*)
-    sig_k = expit(z)
-    d_ramp = sig_k[:, :-1] - sig_k[:, 1:]                     # R_j'(x*)
-    dd_ramp = ((sig_k * (1 - sig_k))[:, :-1] - (sig_k * (1 - sig_k))[:, 1:]) / model.width
+    ramp, d_ramp, dd_ramp = (ramps(x_star, model.knots, model.width, order=k)
+                             for k in range(3))                # R_j, R_j', R_j'' at x*
     u = s * (x_star - d)
     sig, soft = expit(u), np.logaddexp(0.0, u)
     depart = b / s * soft
@@ -568,13 +633,14 @@ def _run_curves(model, params, jac, fitted, variance, sigma0, stuck):
     for k, r in enumerate(runs):
         yr = data.y[data.run == r]
         noise = float(np.sqrt(np.median(variance[model.run == k])))
-        smooth = _smooth(yr, max(1, len(yr) // 15))
-        if _dips(smooth, max(DIP_DEPTH, 3 * noise / np.sqrt(max(len(yr) // 15, 1)))) >= 2:
+        window = max(3, len(yr) // 8)
+        if _dips(_smooth(yr, window), max(DIP_DEPTH, 4 * noise / np.sqrt(window))) >= 2:
             shapes[r] = "two_minima"
         else:
             shapes[r] = "no_optimum" if censored[k] else "optimum"
     return RunCurves(
-        offset=spread(theta[:, 0]), departure=spread(theta[:, 1]), x_star=spread(x_star), y_star=spread(y_star),
+        offset=spread(theta[:, 0]), departure=spread(theta[:, 1]),
+        run_sharpness=spread(model.sharpness(params)), x_star=spread(x_star), y_star=spread(y_star),
         cov=spread(cov), shared_loading=spread(loading), shape=shapes.astype(str),
         starts_below_chance=first_y < log_c + np.log(BELOW_CHANCE), censored=censored_all,
         fitted_runs=~stuck, x_first=x_first, x_last=spread(x_last), y_last=spread(y_last),

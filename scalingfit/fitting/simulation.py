@@ -49,9 +49,20 @@ class SimGroup:
     scatter_x: float = 0.03        # run-to-run sd of log λ*
     scatter_y: float = 0.03        # run-to-run sd of log ε*
     scatter_gamma: float = 0.01    # run-to-run relative sd of the envelope slope
+    # departures from the laws that real sweeps show (all off by default):
+    size_scatter: float = 0.0      # sd of a whole size's deviation of log λ* and of log ε*
+    sharpening: float = 0.0        # departure sharpness grows as P^sharpening: the optimum
+                                   # sits closer to the shared envelope at large P (ε* falls
+                                   # faster than the envelope: Δ > 0 with no violation)
+    stop_early: float = 0.0        # share of the sizes (the largest; at least this share,
+                                   # in whole sizes) whose runs stop before their optimum,
+                                   # still improving
+    even_steps: bool = False       # evaluations evenly spaced in epochs, not log-spaced
+    stuck_runs: int = 0            # runs of the smallest P that never leave chance
 
     @property
     def gamma_conv(self) -> float:
+        """The convergence exponent of the laws (without the departure's drift)."""
         return self.gamma1 * self.gamma2 + self.violation
 
 
@@ -80,13 +91,17 @@ def simulate(groups=EXAMPLE_GROUPS, *, train_sizes=(6000, 9000, 12000, 18000, 24
     n_seeds : int
         Runs per (group, P).
     n_steps : int
-        Logged steps per run (distinct, roughly log-spaced epochs).
+        Logged steps per run (distinct epochs, roughly log-spaced, or evenly spaced for a
+        group with ``even_steps``).
     n_test : int or None
         Test-set size of the binomial noise; ``None`` for noiseless errors.
     seed : int
         Seed of the random generator: the same seed gives the same table.
     return_truth : bool
-        Also return the true values: ``{(architecture, dataset): {...}, "runs": DataFrame}``.
+        Also return the true values: ``{(architecture, dataset): {...}, "runs": DataFrame}``;
+        a group's ``gamma_conv`` is the slope of its runs' true log ε* against log P, the
+        departure's drift (``sharpening``) included, and ``delta_envelope`` /
+        ``delta_shape`` split ``gamma_conv − gamma1·gamma2`` as the check does.
 
     Returns
     -------
@@ -94,32 +109,51 @@ def simulate(groups=EXAMPLE_GROUPS, *, train_sizes=(6000, 9000, 12000, 18000, 24
         A canonical table with ``norm_spectral_complexity`` (and ``n_test``).
     """
     rng = np.random.default_rng(seed)
-    steps = np.unique(np.round(np.geomspace(1, 20 * n_steps, n_steps * 3)).astype(int))
-    steps = steps[np.linspace(0, len(steps) - 1, n_steps).round().astype(int)]
+    log_steps = np.unique(np.round(np.geomspace(1, 20 * n_steps, n_steps * 3)).astype(int))
+    log_steps = log_steps[np.linspace(0, len(log_steps) - 1, n_steps).round().astype(int)]
     frames, runs, truth = [], [], {}
+    sizes = np.asarray(train_sizes)
     for group in groups:
         g = _with_defaults(group)
-        truth[(g.architecture, g.dataset)] = {
-            **asdict(g), "gamma_pred": g.gamma1 * g.gamma2, "gamma_conv": g.gamma_conv}
+        steps = (np.unique(np.linspace(1, 20 * n_steps, n_steps).round().astype(int))
+                 if g.even_steps else log_steps)
         p_ref = min(train_sizes)
         log_chance = np.log(1 - 1 / g.classes)
-        for size in train_sizes:
+        sharpness = g.sharpness * (sizes / p_ref) ** g.sharpening
+        # the optimum's height above the (shared) envelope; a sharper departure sits lower
+        height = (g.gamma1 + g.rise) / sharpness * np.log((g.gamma1 + g.rise) / g.rise)
+        drift = height - height[0]
+        slope = np.polyfit(np.log(sizes), drift, 1)[0] if len(sizes) > 1 else 0.0
+        truth[(g.architecture, g.dataset)] = {
+            **asdict(g), "gamma_pred": g.gamma1 * g.gamma2, "gamma_conv": g.gamma_conv - slope,
+            "delta_envelope": g.violation, "delta_shape": -slope}
+        # the largest sizes, as many as make at least that share of them, by count whatever
+        # their spacing (a quantile of the values stopped 3 of the 8 default sizes at 0.4)
+        n_stopped = int(np.ceil(g.stop_early * len(sizes) - 1e-9))
+        stopped = (np.argsort(np.argsort(sizes)) >= len(sizes) - n_stopped if n_stopped
+                   else np.zeros(len(sizes), bool))
+        for k, size in enumerate(train_sizes):
+            deviation = (rng.normal(0, g.size_scatter, 2) if g.size_scatter else np.zeros(2))
             for s in range(n_seeds):
-                x_star = g.log_k2 + g.gamma2 * np.log(size) + rng.normal(0, g.scatter_x)
+                x_star = (g.log_k2 + g.gamma2 * np.log(size) + deviation[0]
+                          + rng.normal(0, g.scatter_x))
                 y_star = (np.log(g.eps_star_ref) - g.gamma_conv * np.log(size / p_ref)
-                          + rng.normal(0, g.scatter_y))
+                          + drift[k] + deviation[1] + rng.normal(0, g.scatter_y))
                 gamma = g.gamma1 * np.exp(rng.normal(0, g.scatter_gamma))
                 # the plateau ends where the envelope reaches chance; start a little before
-                offset = (g.gamma1 + g.rise) / g.sharpness * np.log((g.gamma1 + g.rise) / g.rise)
-                x_plateau = x_star - (log_chance - y_star + offset) / gamma
+                x_plateau = x_star - (log_chance - y_star + height[k]) / gamma
                 x_start = x_plateau - rng.uniform(0.3, 0.6) / gamma
                 x_end = x_star + rng.uniform(0.3, 1.2) / gamma
+                if stopped[k]:  # stopped before its optimum: still improving at the end
+                    x_end = x_star - rng.uniform(0.2, 0.8) / sharpness[k]
                 growth = np.log1p(steps / 3.0) * np.exp(rng.normal(0, 0.02, len(steps)))
                 growth = np.maximum.accumulate(growth)
                 x = x_start + (x_end - x_start) * (growth - growth[0]) / (growth[-1] - growth[0])
                 y_min = uncapped_optimum(y_star, log_chance, _PLATEAU_SHARPNESS)
-                log_eps = learning_curve(x, x_star, y_min, gamma, g.rise, g.sharpness,
+                log_eps = learning_curve(x, x_star, y_min, gamma, g.rise, sharpness[k],
                                          log_chance, _PLATEAU_SHARPNESS)
+                if k == 0 and s < g.stuck_runs:  # never leaves chance
+                    log_eps = np.full_like(x, log_chance)
                 eps = np.exp(log_eps)
                 observed = eps if n_test is None else rng.binomial(n_test, eps) / n_test
                 run_id = f"{g.architecture}-{g.dataset}-P{size}-s{s}"
@@ -133,7 +167,8 @@ def simulate(groups=EXAMPLE_GROUPS, *, train_sizes=(6000, 9000, 12000, 18000, 24
                 runs.append({"run_id": run_id, "architecture": g.architecture,
                              "dataset": g.dataset, "train_size": size, "seed": s,
                              "log_lam_star": x_star, "log_eps_star": y_star, "gamma": gamma,
-                             "censored": x_star >= x[-1]})
+                             "censored": x_star >= x[-1],
+                             "stuck": bool(k == 0 and s < g.stuck_runs)})
     table = pd.concat(frames, ignore_index=True)
     truth["runs"] = pd.DataFrame(runs)
     return (table, truth) if return_truth else table

@@ -12,9 +12,17 @@ import base64
 import html
 import math
 
-from .text import EXPONENT_LABELS, exponent_text, format_log, interval_text, log_interval_text
+from .text import (
+    EXPONENT_LABELS,
+    exponent_text,
+    format_log,
+    interval_text,
+    log_interval_text,
+    percent,
+    signed_interval_text,
+)
 
-__all__ = ["html_page", "markdown_page", "fit_notes"]
+__all__ = ["html_page", "markdown_page", "fit_notes", "sections", "runs_rows"]
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1200px;
@@ -41,30 +49,80 @@ NOTES_TITLE = "Notes"
 
 def fit_notes(result) -> list[str]:
     """The fit's warnings as ``summary.json`` carries them (``notes``): runs left out, runs
-    still improving, weakly identified groups, a short envelope reach, failed diagnostics."""
+    still improving, curves the fit does not describe, a low envelope support, failed
+    diagnostics."""
     notes = result.summary().get("notes") or []
     return [" ".join(str(n).split()) for n in notes]
 
 
+def _ids(runs, with_coverage=False) -> str:
+    """A count and the runs' ids (with their point coverage), or "0"."""
+    if not runs:
+        return "0"
+    names = [f"{r['run_id']} ({percent(r['point_coverage'])})" if with_coverage
+             else r["run_id"] for r in runs]
+    return f"{len(runs)}: " + ", ".join(names)
+
+
+def runs_rows(summary: dict) -> list[list[str]]:
+    """Per group: how many runs have each shape, start below chance, are flagged misfit
+    (listed, with the share of their points in their 90 % interval) and were left out at
+    the chance plateau (listed)."""
+    rows = []
+    for g in summary["groups"]:
+        mine = [r for r in summary["runs"] if r["group"] == g["name"]]
+        shapes = g["shapes"]
+        misfit = [r for r in mine if r["point_check"] == "misfit"]
+        stuck = [r for r in mine if r["shape"] == "plateau_only"]
+        rows.append([g["name"], str(g["n_runs"] - g["n_censored"]), str(g["n_censored"]),
+                     str(shapes.get("two_minima", 0)),
+                     str(sum(bool(r["starts_below_chance"]) for r in mine)),
+                     percent(g["point_coverage"]), _ids(misfit, with_coverage=True),
+                     _ids(stuck)])
+    return rows
+
+
 def sections(result, check=None) -> list[tuple[str, list[str], list[list[str]], str]]:
     """The report's tables, format-neutral: (title, header, rows, note)."""
+    from ..fitting.run_curves import RUN_COVERAGE_MIN
+
     summary = result.summary()
     out = []
     rows = [[g["name"], str(g["n_runs"]), str(g["n_censored"]),
              f"{len(g['train_sizes'])}: {g['train_sizes'][0]:,} – {g['train_sizes'][-1]:,}",
-             _number(g["envelope_reach"])]
+             _number(g["envelope_support"]), percent(g["point_coverage"])]
             + [exponent_text(g["params"][p]) for p in EXPONENT_LABELS]
             for g in summary["groups"]]
     law = ("combined-law model: γ_conv is tied to γ1·γ2" if result.settings.get("tie_convergence")
            else "free convergence exponent γ_conv")
     out.append(("Exponents (posterior median and 90 % interval)",
-                ["group", "runs", "runs still improving", "sizes P", "envelope reach",
-                 *EXPONENT_LABELS.values()],
+                ["group", "runs", "runs still improving", "sizes P", "envelope support",
+                 "points in 90 % interval", *EXPONENT_LABELS.values()],
                 rows, f"Norm: {summary['norm']}; {law}; runs still improving at their last "
-                      f"step are treated as at_end={result.settings.get('at_end')!r}. Envelope "
-                      "reach: the steepest descent of the median run's fitted curve over its "
-                      "logged range, as a fraction of its slope γ; below 0.75, γ1 is the "
-                      "asymptote of a bend rather than a slope seen in the data."))
+                      f"step are treated as at_end={result.settings.get('at_end')!r}. γ1 is "
+                      "the envelope's mean slope over the stretch of λ where the optima lie. "
+                      "Envelope support: the share of that stretch shown by points of runs "
+                      "still on the envelope there; near 0, γ1 rests on the envelope's shape "
+                      "between them more than on points. Points in 90 % interval: the share "
+                      "of the logged points inside their 90 % predictive interval of the "
+                      "fitted curves (about 90 % when the curve model describes them)."))
+    out.append(("Runs",
+                ["group", "with an optimum", "still improving", "dip twice",
+                 "start below chance", "points in 90 % interval",
+                 f"misfit (< {percent(RUN_COVERAGE_MIN)} of points inside)",
+                 "left out: never left the chance plateau"],
+                runs_rows(summary),
+                "Each fitted run has an optimum in its logged range or none (still improving "
+                "at its last point: "
+                + ("a lower bound on λ* and an upper one on ε*"
+                   if result.settings.get("at_end") == "bound" else
+                   "its last point is taken as its optimum")
+                + "); a run whose smoothed "
+                "points dip twice takes the deeper minimum as its optimum; a run starts below "
+                "chance when its first point is under half the chance error. A run is "
+                f"flagged misfit when fewer than {percent(RUN_COVERAGE_MIN)} of its points "
+                "lie in their 90 % predictive interval (the points figure shows where). Runs "
+                "that never left the chance plateau are not fitted and not in the laws."))
     d = result.diagnostics
     out.append(("Sampler", ["max R-hat", "min bulk ESS", "min tail ESS", "divergences",
                             "chains × draws", "verdict"],
@@ -75,15 +133,28 @@ def sections(result, check=None) -> list[tuple[str, list[str], list[list[str]], 
     if not check:
         return out
     tolerance = check["settings"]["tolerance"]
+    definitions = check.get("definitions", {})
+
+    def signed(g, key):  # a check.json written before Δ was split has no parts
+        return signed_interval_text(g[key]) if g.get(key) else "n/a"
+
     out.append(("Check: do the combined laws predict ε*(P)?",
-                ["group", "Δ = γ_conv − γ1·γ2", "verdict", "LOO: elpd(combined) − elpd(free)"],
-                [[g["name"], exponent_text(g["delta"]), g["verdict"],
+                ["group", "Δ = γ_conv − γ1·γ2", "δ_envelope", "δ_shape", "verdict",
+                 f"P(|Δ| < {tolerance:g})", "LOO: elpd(combined) − elpd(free)"],
+                [[g["name"], signed(g, "delta"), signed(g, "delta_envelope"),
+                  signed(g, "delta_shape"), g["verdict"],
+                  f"{g['p_within_tolerance']:.2f}" if g.get("p_within_tolerance") is not None
+                  else "n/a",
                   (f"{g['loo']['elpd_diff']:+.2f} ± {g['loo']['se_diff']:.2f} "
                    f"({g['loo']['favours']})") if g.get("loo") else "not run"]
                  for g in check["groups"]],
-                f"consistent: the 90 % interval of Δ contains 0 and lies within ±{tolerance:g}; "
-                "inconsistent: it excludes 0; otherwise inconclusive. LOO leaves one "
-                "training-set size out at a time."))
+                f"consistent: the 90 % interval of Δ lies inside ±{tolerance:g}; "
+                "inconsistent: it lies wholly beyond; otherwise inconclusive. Δ = δ_envelope "
+                "+ δ_shape. δ_envelope: " + definitions.get(
+                    "delta_envelope", "the part of Δ from envelopes of different P not "
+                    "coinciding") + ". δ_shape: " + definitions.get(
+                    "delta_shape", "the optimum's height above its envelope changing with P")
+                + ". LOO leaves one training-set size out at a time."))
     rows = []
     for g in check["groups"]:
         for h in g["heldout"]:

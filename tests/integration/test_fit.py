@@ -72,12 +72,35 @@ def test_one_run_per_p_fits_with_a_warning():
     assert result.summary()["groups"][0]["n_runs"] == 6
 
 
-def test_curves_without_a_straight_stretch_are_flagged():
-    group = SimGroup("cnn", "mnist", gamma1=1.0, gamma2=0.5, sharpness=0.1)
-    table = simulate([group], train_sizes=(4000, 8000, 16000, 32000), n_seeds=2, seed=1)
-    with pytest.warns(ScalingfitWarning, match="never fall as steeply"):
-        result = sf.fit(table, seed=1, **QUICK)
-    assert result.summary()["groups"][0]["envelope_reach"] < 0.5
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_early", [0.0, 0.15])
+def test_realistic_departures_keep_the_exponents_and_the_verdict(stop_early):
+    """Issue 12's bar on simulated data whose envelope is shared but whose departures are
+    realistic: whole sizes off the laws, overfitting that weakens with P, evenly spaced
+    evaluations, a run stuck at chance, and (second case) the largest P stopped before its
+    optimum — which, taken as the optimum (the default), reads γ2 low: said, not hidden."""
+    from dataclasses import replace
+
+    from scalingfit.checking.verdict import consistency
+
+    realistic = dict(size_scatter=0.03, sharpening=0.05, stop_early=stop_early,
+                     even_steps=True, stuck_runs=1)
+    groups = [replace(g, **realistic) for g in EXAMPLE_GROUPS[:2]]
+    table, truth = simulate(groups, n_seeds=6, n_steps=40, seed=4, return_truth=True)
+    result = sf.fit(table, seed=2, draws=500, tune=500, chains=2, progress=False)
+    summary = result.summary()
+    for group, check in zip(summary["groups"], consistency(result), strict=True):
+        true = truth[(group["architecture"], group["dataset"])]
+        gamma1, gamma2 = (group["params"][k]["median"] for k in ("gamma1", "gamma2"))
+        assert abs(gamma1 / true["gamma1"] - 1) < 0.07, group
+        assert check["verdict"] == "consistent", check
+        assert group["shapes"]["plateau_only"] == 1
+        if stop_early:
+            assert gamma2 < true["gamma2"]
+        else:
+            assert abs(gamma2 / true["gamma2"] - 1) < 0.07, group
+    assert any("no run of the largest P" in note for note in summary["notes"]) == bool(
+        stop_early)
 
 
 def test_accuracy_given_as_error_is_caught_before_fitting():
@@ -94,38 +117,22 @@ def test_a_group_with_a_single_p_is_an_error():
 
 
 def test_runs_that_stop_before_their_optimum_are_counted_and_bounded():
-    group = SimGroup("cnn", "mnist", gamma1=1.2, gamma2=0.6, eps_star_ref=0.05)
-    table, truth = simulate([group], train_sizes=(4000, 8000, 16000, 32000), n_seeds=3,
-                            seed=5, return_truth=True)
-    runs = truth["runs"].set_index("run_id")
-    stopped = runs.index[runs["train_size"] == 32000]
-    lam_star = np.exp(runs.loc[table["run_id"], "log_lam_star"].to_numpy())
-    keep = ~table["run_id"].isin(stopped) | (table["norm_spectral_complexity"] < 0.7 * lam_star)
-    table = table[keep.to_numpy()]
-    with pytest.warns(ScalingfitWarning, match="3 of 12 runs"):
-        bound = sf.fit(table, seed=1, **QUICK)
-    with pytest.warns(ScalingfitWarning, match="the last point"):
-        last = sf.fit(table, seed=1, at_end="optimum", **QUICK)
-    assert bound.summary()["groups"][0]["n_censored"] == 3
-    assert any("3 of 12 runs" in note for note in bound.summary()["notes"])  # kept, not only said
-    # taking the last point as the optimum drags law 2 down; the bound does not
-    g2_bound = bound.summary()["groups"][0]["params"]["gamma2"]["median"]
-    g2_last = last.summary()["groups"][0]["params"]["gamma2"]["median"]
-    assert g2_last < g2_bound
-    assert abs(g2_bound - 0.6) < abs(g2_last - 0.6)
-
-
-@pytest.mark.slow
-def test_the_full_model_agrees_with_the_two_stage_fit():
-    """The reference the fast path was validated against samples, and agrees with it (the
-    full-size comparison is benchmarks/validate_two_stage.py)."""
-    group = SimGroup("cnn", "cifar10", gamma1=0.9, gamma2=0.6, log_k2=-2.0, eps_star_ref=0.2)
-    table = simulate([group], train_sizes=(4000, 8000, 16000), n_seeds=2, n_steps=16, seed=2)
-    fits = {method: sf.fit(table, method=method, sampler="nutpie", draws=300, tune=500,
-                           chains=2, seed=1, progress=False)
-            for method in ("two-stage", "full")}
-    assert fits["full"].diagnostics["rhat_max"] < 1.05
-    for name in ("gamma1", "gamma2", "gamma_conv"):
-        fast, full = (fits[m].summary()["groups"][0]["params"][name] for m in fits)
-        assert abs(fast["median"] - full["median"]) < 0.5 * full["sd"], name
-        assert 0.6 < fast["sd"] / full["sd"] < 1.6, name
+    group = SimGroup("cnn", "mnist", gamma1=1.2, gamma2=0.6, eps_star_ref=0.05,
+                     stop_early=0.25)
+    table = simulate([group], train_sizes=(4000, 8000, 16000, 32000), n_seeds=3, seed=5)
+    with pytest.warns(ScalingfitWarning, match="of 12 runs have no optimum"):
+        last = sf.fit(table, seed=1, **QUICK)
+    with pytest.warns(ScalingfitWarning, match="a lower bound on λ"):
+        bound = sf.fit(table, seed=1, at_end="bound", **QUICK)
+    summary = last.summary()
+    stopped = [r["shape"] for r in summary["runs"] if r["train_size"] == 32000]
+    assert stopped == ["no_optimum"] * 3
+    n = summary["groups"][0]["n_censored"]
+    assert n == summary["groups"][0]["shapes"]["no_optimum"] >= 3
+    assert any(f"{n} of 12 runs" in note for note in summary["notes"])  # kept, not only said
+    assert any("no run of the largest P" in note for note in summary["notes"])
+    # taking the last point as the optimum drags law 2 down; the bound holds the truth
+    g2_bound = bound.summary()["groups"][0]["params"]["gamma2"]
+    g2_last = summary["groups"][0]["params"]["gamma2"]
+    assert g2_last["median"] < g2_bound["median"]
+    assert g2_bound["q05"] <= 0.6 <= g2_bound["q95"]

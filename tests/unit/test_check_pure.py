@@ -22,7 +22,9 @@ def interval(low, high):
     (-0.1, 0.1, "consistent"),              # the tolerance itself is inside
     (-0.02, 0.15, "inconclusive"),          # holds 0, but also discrepancies above 0.1
     (-0.3, 0.3, "inconclusive"),
-    (0.01, 0.05, "inconsistent"),           # excludes 0, however narrow
+    (0.01, 0.05, "consistent"),             # not 0, but smaller than anyone would care
+    (0.05, 0.2, "inconclusive"),            # excludes 0, not the tolerance
+    (0.12, 0.3, "inconsistent"),            # wholly beyond the tolerance
     (-0.4, -0.2, "inconsistent"),
 ])
 def test_verdict_rule(low, high, expected):

@@ -8,8 +8,9 @@ import pytest
 
 from scalingfit.fitting.laws import (
     capped_optimum,
-    envelope_offset,
+    envelope,
     learning_curve,
+    ramps,
     uncapped_optimum,
 )
 
@@ -31,11 +32,24 @@ def test_slopes_far_from_the_break_are_the_envelope_and_the_rise():
     assert f[3] - f[2] == pytest.approx(PARAMS["beta"], rel=1e-9)
 
 
-def test_the_envelope_offset_is_the_height_of_the_optimum_above_the_asymptote():
-    far = -30.0
-    asymptote = learning_curve(far, **PARAMS) + PARAMS["gamma"] * (far - PARAMS["x_star"])
-    offset = envelope_offset(PARAMS["gamma"], PARAMS["beta"], PARAMS["sharpness"])
-    assert PARAMS["y_star"] - asymptote == pytest.approx(offset, rel=1e-9)
+def test_equal_envelope_slopes_make_a_straight_line_everywhere():
+    knots, x = np.linspace(-2, 2, 7), np.linspace(-6, 6, 241)
+    e = envelope(x, np.full(6, np.log(1.3)), knots, 0.3)
+    np.testing.assert_allclose(np.diff(e) / np.diff(x), -1.3, rtol=1e-9)
+    np.testing.assert_allclose(ramps(x, knots, 0.3, order=1).sum(axis=-1), 1.0, rtol=1e-12)
+
+
+def test_the_envelope_s_slope_follows_its_segments_and_its_derivatives_are_exact():
+    knots, width = np.linspace(-3, 3, 4), 0.05
+    log_slopes = np.log([2.0, 1.0, 0.5])
+    inside = np.array([-2.0, 0.0, 2.0])  # one point well inside each segment
+    slope = envelope(inside, log_slopes, knots, width, derivative=True)
+    np.testing.assert_allclose(slope, [-2.0, -1.0, -0.5], rtol=1e-8)
+    x, step = np.linspace(-4, 4, 33), 1e-6
+    for order in (1, 2):
+        numeric = (ramps(x + step, knots, 0.7, order=order - 1)
+                   - ramps(x - step, knots, 0.7, order=order - 1)) / (2 * step)
+        np.testing.assert_allclose(ramps(x, knots, 0.7, order=order), numeric, atol=1e-7)
 
 
 def test_the_plateau_caps_the_error_at_chance():

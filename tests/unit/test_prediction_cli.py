@@ -16,7 +16,7 @@ from scalingfit.checking.pipeline import check_matches
 from scalingfit.checking.prediction import _chance_flags
 from scalingfit.cli import main, parse_sizes
 from scalingfit.errors import ScalingfitError
-from scalingfit.report.text import check_table, prediction_table
+from scalingfit.report.text import check_table, fit_table, prediction_table
 
 
 def one_error_line(capsys, *words):
@@ -291,3 +291,55 @@ def test_verdicts_of_an_unconverged_free_fit_are_marked(passed):
     text = check_table(content)
     assert ("consistent (unconverged)" in text) is (not passed)
     assert ("do not rely on them" in text) is (not passed)
+
+
+# ------------------------------------------------------------------ the check and fit tables
+def test_the_verdict_table_shows_delta_its_parts_and_p_within_aligned():
+    groups = [{"name": "cnn / mnist", "delta": s(0.012, -0.02, 0.044),
+               "delta_envelope": s(-0.031, -0.06, 0.001), "delta_shape": s(0.043, 0.01, 0.08),
+               "p_within_tolerance": 0.97, "verdict": "consistent", "heldout": []},
+              {"name": "a much longer group name / cifar100", "delta": s(0.31, 0.2, 0.42),
+               "delta_envelope": s(0.3, 0.21, 0.39), "delta_shape": s(0.01, -0.03, 0.05),
+               "p_within_tolerance": 0.0, "verdict": "inconsistent", "heldout": []}]
+    text = check_table({"groups": groups, "settings": {"tolerance": 0.1}})
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("group"))
+    table = lines[header:header + 4]
+    assert ["delta_envelope", "delta_shape", "P(|delta|<0.1)"] == [
+        w for w in table[0].split() if w in ("delta_envelope", "delta_shape", "P(|delta|<0.1)")]
+    assert "+0.012 [-0.020, +0.044]" in table[2] and "-0.031 [-0.060, +0.001]" in table[2]
+    assert "0.97" in table[2] and "0.00" in table[3]
+
+    # the right-aligned cells (the three intervals and the probability) end where their
+    # header ends, on every row, and the verdicts start where theirs starts
+    def ends(line):
+        cells = list(re.finditer(r"\S+(?: \S+)*", line))
+        return [c.end() for c in cells[-5:-1]], cells[-1].start()
+
+    assert ends(table[2]) == ends(table[3]) == ends(table[0])
+
+
+def test_an_old_check_without_the_parts_prints_n_a():
+    content = {"groups": [{"name": "cnn / mnist", "delta": s(0.01, -0.02, 0.04),
+                           "verdict": "consistent", "heldout": []}],
+               "settings": {"tolerance": 0.1}}
+    assert check_table(content).count("n/a") == 3
+
+
+def test_the_fit_table_prints_a_line_per_group_on_its_runs():
+    group = {"name": "cnn / mnist", "n_runs": 18, "n_censored": 1,
+             "params": {p: s(0.5, 0.4, 0.6) for p in ("gamma1", "gamma2", "gamma_pred",
+                                                       "gamma_conv")},
+             "shapes": {"plateau_only": 0, "two_minima": 0, "no_optimum": 1, "optimum": 17},
+             "point_coverage": 0.931, "n_runs_misfit": 0, "envelope_support": 0.7}
+    odd = {**group, "name": "vit / cifar100", "n_censored": 0, "n_runs_misfit": 2,
+           "shapes": {"plateau_only": 2, "two_minima": 1, "no_optimum": 0, "optimum": 17}}
+    runs = [{"group": "vit / cifar100", "starts_below_chance": True},
+            {"group": "vit / cifar100", "starts_below_chance": None}]
+    text = fit_table({"norm": "l2", "groups": [group, odd], "runs": runs, "settings": {}})
+    assert ("cnn / mnist: 18 runs, 17 with an optimum, 1 still improving; 93 % of points in "
+            "their 90 % interval; envelope support 0.70") in text.splitlines()
+    line = text.splitlines()[-1]
+    assert line.startswith("vit / cifar100: 18 runs, 18 with an optimum, 0 still improving")
+    assert "1 dips twice, 1 starts below chance, 2 never left the chance plateau" in line
+    assert "(2 runs flagged misfit)" in line

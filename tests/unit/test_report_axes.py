@@ -1,4 +1,5 @@
-"""Axis helpers of the report: huge norms stay plottable, tick labels stay short."""
+"""Helpers of the report: huge norms stay plottable, tick labels stay short, the runs section
+names odd runs, the residuals' running median shows a bend."""
 
 import math
 
@@ -36,3 +37,33 @@ def test_log_axes_label_short_ranges_at_1_2_5():
     labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
     assert ax.get_xscale() == ax.get_yscale() == "log"
     assert len(labels) >= 3 and "10k" in labels
+
+
+def test_the_runs_section_lists_misfit_and_plateau_runs_by_id():
+    from scalingfit.report.page import runs_rows
+
+    def run(run_id, shape="optimum", check="ok", coverage=0.93, below=False):
+        return {"run_id": run_id, "group": "g", "train_size": 4000, "shape": shape,
+                "starts_below_chance": below, "point_coverage": coverage,
+                "point_check": check}
+
+    summary = {"groups": [{"name": "g", "n_runs": 4, "n_censored": 1, "point_coverage": 0.81,
+                           "shapes": {"plateau_only": 1, "two_minima": 1, "no_optimum": 1,
+                                      "optimum": 2}}],
+               "runs": [run("a"), run("b", "two_minima", below=True),
+                        run("c", "no_optimum", "misfit", 0.55),
+                        run("d", "optimum", "misfit", 0.6),
+                        {**run("e", "plateau_only", "not fitted", None),
+                         "starts_below_chance": None}]}
+    (row,) = runs_rows(summary)
+    assert row == ["g", "3", "1", "1", "1", "81 %", "2: c (55 %), d (60 %)", "1: e"]
+
+
+def test_the_running_median_finds_a_bend_and_ignores_noise():
+    from scalingfit.report.figures import _running_median
+
+    rng = np.random.default_rng(0)
+    u = rng.uniform(-3, 0, 600)
+    centre, level = _running_median(u, np.sin(2 * u) + rng.normal(0, 1, 600))
+    assert 6 <= len(centre) <= 16 and np.all(np.diff(centre) > 0)  # 600 points: 16 bins
+    assert np.max(np.abs(level - np.sin(2 * centre))) < 0.5
