@@ -24,7 +24,7 @@ from scalingfit.fitting.laws import envelope
 from scalingfit.fitting.simulation import EXAMPLE_GROUPS, simulate
 from scalingfit.ingest.table import validate
 
-REALISTIC = dict(size_scatter=0.05, sharpening=0.1, stop_early=0.15, even_steps=True,
+REALISTIC = dict(size_scatter=0.05, rise_decay=0.3, stop_early=0.15, even_steps=True,
                  stuck_runs=1)
 
 

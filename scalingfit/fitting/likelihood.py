@@ -92,7 +92,8 @@ def laws_mean(p: dict, x_scale, group, ell, *, xp=np):
             p["nu"][..., group] - p["gamma_conv"][..., group] * ell)
 
 
-def envelope_slope(data: RunEstimates, kappa, gamma2, shape_error, *, xp=np, at=None):
+def envelope_slope(data: RunEstimates, kappa, gamma2, shape_error, drift=None, *, xp=np,
+                   at=None):
     """Law 1's exponent γ1 per group: the envelope's mean slope (per unit log λ) between the
     law-2 optima of the group's smallest and largest P — or, with ``at`` (0: the smallest P,
     1: the largest), its local slope there.
@@ -102,6 +103,11 @@ def envelope_slope(data: RunEstimates, kappa, gamma2, shape_error, *, xp=np, at=
     ``ε*`` in P is this mean slope times γ2 (docs/design.md §2b). The envelope is stage 1's,
     corrected for the group's shape error. ``kappa, gamma2`` per group, ``shape_error`` (groups,
     k), with any leading (draw) axes; returns one value per group.
+
+    Beyond the last run still on it (the last knot) no point shows the envelope: stage 1
+    continues it straight, and ``drift`` (per group, in log slope per segment length; prior
+    the same random walk as stage 1's, :data:`SLOPE_DRIFT_SD`) lets its slope drift there,
+    so that γ1's interval carries how the envelope may bend where only the optima are.
     """
     x_scale = xp.as_tensor(data.x_scale) if xp is not np else data.x_scale
     lo = kappa + gamma2 / x_scale * data.ell_range[:, 0]
@@ -114,6 +120,11 @@ def envelope_slope(data: RunEstimates, kappa, gamma2, shape_error, *, xp=np, at=
     log_slopes = data.log_slopes - (data.slope_loading * shape_error[..., None, :]).sum(-1)
     slope = envelope(x, log_slopes[..., None, :], data.knots[:, None, :],
                      data.width[:, None, None], xp=xp, derivative=True)
+    if drift is not None:
+        top, width = data.knots[:, -1:], data.width[:, None]
+        beyond = width * xp.logaddexp(0.0, (x - top) / width)   # ≈ max(x − top, 0)
+        segment = (data.knots[:, 1] - data.knots[:, 0])[:, None]
+        slope = slope * xp.exp(drift[..., None] * beyond / segment)
     return -(slope * weights).sum(-1) / x_scale
 
 

@@ -19,8 +19,10 @@ with ``ℓ_r = log P_r − mean``, and law 1's exponent read off the envelope:
           x_{lo,hi} = κ_g + γ_{2,g}\,\ell_{min,max}
 
 — the envelope's mean slope over the stretch of log λ where the group's optima lie
-(:func:`~scalingfit.fitting.likelihood.envelope_slope`; ``E_g`` is stage 1's envelope moved by
-``u_g``). Why each piece:
+(:func:`~scalingfit.fitting.likelihood.envelope_slope`; ``E_g`` is stage 1's envelope corrected
+for ``u_g``; beyond the last run still on it, where stage 1 continues it straight, its log
+slope may drift by ``η_g ~ N(0, SLOPE_DRIFT_SD)`` per segment length — prior only: no point
+says more there). Why each piece:
 
 - **γ1 as a slope the data show.** Real envelopes bend (docs/design.md §2b); the exponent
   that carries λ*(P) into ε*(P) is the envelope's slope where the optima are, and its
@@ -84,6 +86,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .likelihood import RunEstimates, envelope_slope, least_squares, level_loglik, within_level_sd
+from .run_curves import SLOPE_DRIFT_SD
 
 __all__ = ["build_model"]
 
@@ -152,11 +155,13 @@ def build_model(data: RunEstimates, *, at_end: str = "optimum",
         kappa = pm.Normal("kappa", start["kappa"], 2.0, dims="group", initval=start["kappa"])
         # the group's error in its stage-1 curve shape, common to all its runs
         shape_error = pm.Normal("shape_error", 0, 1, dims=("group", "shape"))
+        # where no run shows the envelope any more, its slope may drift (prior only)
+        drift = pm.Normal("envelope_drift", 0.0, SLOPE_DRIFT_SD, dims="group")
         gamma1 = pm.Deterministic("gamma1", envelope_slope(data, kappa, gamma2, shape_error,
-                                                           xp=pt), dims="group")
+                                                           drift, xp=pt), dims="group")
         for end, at in (("smallest_P", 0.0), ("largest_P", 1.0)):  # how much it drifts
             pm.Deterministic(f"gamma1_at_{end}", envelope_slope(
-                data, kappa, gamma2, shape_error, xp=pt, at=at), dims="group")
+                data, kappa, gamma2, shape_error, drift, xp=pt, at=at), dims="group")
         gamma_pred = pm.Deterministic("gamma_pred", gamma1 * gamma2, dims="group")
         if tie_convergence:
             gamma_conv = pm.Deterministic("gamma_conv", gamma_pred, dims="group")

@@ -51,6 +51,9 @@ class SimGroup:
     scatter_gamma: float = 0.01    # run-to-run relative sd of the envelope slope
     # departures from the laws that real sweeps show (all off by default):
     size_scatter: float = 0.0      # sd of a whole size's deviation of log λ* and of log ε*
+    rise_decay: float = 0.0        # the rise after the optimum weakens as P^-rise_decay:
+                                   # less overfitting with more data (its optimum then sits
+                                   # higher above the shared envelope: Δ < 0, no violation)
     sharpening: float = 0.0        # departure sharpness grows as P^sharpening: the optimum
                                    # sits closer to the shared envelope at large P (ε* falls
                                    # faster than the envelope: Δ > 0 with no violation)
@@ -100,7 +103,7 @@ def simulate(groups=EXAMPLE_GROUPS, *, train_sizes=(6000, 9000, 12000, 18000, 24
     return_truth : bool
         Also return the true values: ``{(architecture, dataset): {...}, "runs": DataFrame}``;
         a group's ``gamma_conv`` is the slope of its runs' true log ε* against log P, the
-        departure's drift (``sharpening``) included, and ``delta_envelope`` /
+        departure's drift (``rise_decay``, ``sharpening``) included, and ``delta_envelope`` /
         ``delta_shape`` split ``gamma_conv − gamma1·gamma2`` as the check does.
 
     Returns
@@ -120,8 +123,10 @@ def simulate(groups=EXAMPLE_GROUPS, *, train_sizes=(6000, 9000, 12000, 18000, 24
         p_ref = min(train_sizes)
         log_chance = np.log(1 - 1 / g.classes)
         sharpness = g.sharpness * (sizes / p_ref) ** g.sharpening
-        # the optimum's height above the (shared) envelope; a sharper departure sits lower
-        height = (g.gamma1 + g.rise) / sharpness * np.log((g.gamma1 + g.rise) / g.rise)
+        rise = g.rise * (sizes / p_ref) ** -g.rise_decay
+        # the optimum's height above the (shared) envelope; a sharper departure, or a
+        # steeper rise, sits lower
+        height = (g.gamma1 + rise) / sharpness * np.log((g.gamma1 + rise) / rise)
         drift = height - height[0]
         slope = np.polyfit(np.log(sizes), drift, 1)[0] if len(sizes) > 1 else 0.0
         truth[(g.architecture, g.dataset)] = {
@@ -150,7 +155,7 @@ def simulate(groups=EXAMPLE_GROUPS, *, train_sizes=(6000, 9000, 12000, 18000, 24
                 growth = np.maximum.accumulate(growth)
                 x = x_start + (x_end - x_start) * (growth - growth[0]) / (growth[-1] - growth[0])
                 y_min = uncapped_optimum(y_star, log_chance, _PLATEAU_SHARPNESS)
-                log_eps = learning_curve(x, x_star, y_min, gamma, g.rise, sharpness[k],
+                log_eps = learning_curve(x, x_star, y_min, gamma, rise[k], sharpness[k],
                                          log_chance, _PLATEAU_SHARPNESS)
                 if k == 0 and s < g.stuck_runs:  # never leaves chance
                     log_eps = np.full_like(x, log_chance)

@@ -78,12 +78,14 @@ def test_realistic_departures_keep_the_exponents_and_the_verdict(stop_early):
     """Issue 12's bar on simulated data whose envelope is shared but whose departures are
     realistic: whole sizes off the laws, overfitting that weakens with P, evenly spaced
     evaluations, a run stuck at chance, and (second case) the largest P stopped before its
-    optimum — which, taken as the optimum (the default), reads γ2 low: said, not hidden."""
+    optimum — which, taken as the optimum (the default), reads γ2 low: said, not hidden.
+    (With the rise weakening faster, P^-0.3, γ1 reads 5–13 % low: benchmarks/envelope_drift.py
+    --realistic; issue 12 keeps that open.)"""
     from dataclasses import replace
 
     from scalingfit.checking.verdict import consistency
 
-    realistic = dict(size_scatter=0.03, sharpening=0.05, stop_early=stop_early,
+    realistic = dict(size_scatter=0.03, rise_decay=0.1, stop_early=stop_early,
                      even_steps=True, stuck_runs=1)
     groups = [replace(g, **realistic) for g in EXAMPLE_GROUPS[:2]]
     table, truth = simulate(groups, n_seeds=6, n_steps=40, seed=4, return_truth=True)
@@ -93,12 +95,13 @@ def test_realistic_departures_keep_the_exponents_and_the_verdict(stop_early):
         true = truth[(group["architecture"], group["dataset"])]
         gamma1, gamma2 = (group["params"][k]["median"] for k in ("gamma1", "gamma2"))
         assert abs(gamma1 / true["gamma1"] - 1) < 0.07, group
-        assert check["verdict"] == "consistent", check
         assert group["shapes"]["plateau_only"] == 1
-        if stop_early:
+        if stop_early:  # γ2 reads low, γ1·γ2 with it: Δ may be unresolved, never refuted
             assert gamma2 < true["gamma2"]
+            assert check["verdict"] != "inconsistent", check
         else:
             assert abs(gamma2 / true["gamma2"] - 1) < 0.07, group
+            assert check["verdict"] == "consistent", check
     assert any("no run of the largest P" in note for note in summary["notes"]) == bool(
         stop_early)
 
