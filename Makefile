@@ -12,11 +12,13 @@ $(VENV)/.core: pyproject.toml
 	$(PIP) install -e '.[fast]'
 	touch $@
 
-# Everything the tests exercise. torch 2.13.0 is pinned first because a CPU wheel of it
-# ships with the machine image; the extras then find it satisfied.
+# Everything the tests exercise. torch and torchvision are pinned first, as a pair the
+# machine image holds for Python 3.11 (torch a CUDA build, which also runs on the CPU; the
+# image's CPU build of torch 2.13.0 has no torchvision that imports beside it). The extras
+# then find them satisfied.
 $(VENV)/.test: $(VENV)/.core
-	$(PIP) install 'torch==2.13.0'
-	$(PIP) install -e '.[fast,test,tensorboard,wandb,torch,sweep]'
+	$(PIP) install 'torch==2.14.1' 'torchvision==0.29.1'
+	$(PIP) install -e '.[fast,test,tensorboard,wandb,torch,sweep,mlflow,huggingface,lightning]'
 	touch $@
 
 example: $(VENV)/.core

@@ -19,8 +19,10 @@ COMMANDS = {
                    "teacher-student perceptron trained by GD/Adam/...; writes a canonical table"),
     "perceptron-theory": ("reference_runs.perceptron_theory",
                           "N -> infinity fixed-norm theory curves eps(lambda; alpha)"),
-    "train": ("reference_runs.train", "train one CNN / ResNet / ViT run"),
+    "train": ("reference_runs.train", "train one CNN / ResNet / ViT / MLP run"),
     "sweep": ("reference_runs.sweep", "a resumable sweep over architecture x dataset x P x seed"),
+    "corpus": ("reference_runs.corpus",
+               "train the corpus of real learning curves (digits, teacher); one table per set"),
 }
 
 

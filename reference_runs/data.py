@@ -1,38 +1,48 @@
-"""Image datasets from local files, held whole in memory (and then on the device).
+"""Image datasets, held whole in memory (and then on the device).
 
+- ``mnist``, ``cifar10``, ``cifar100``: torchvision's datasets and folder layout under
+  ``root``: ``ROOT/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte``,
+  ``ROOT/cifar-10-batches-py/{data_batch_1..5,test_batch}``,
+  ``ROOT/cifar-100-python/{train,test}`` (fine labels). ``download=True`` runs
+  torchvision's download (official files, MD5-checked, unpacked there; nothing fetched
+  when they are already there). MNIST is parsed by torchvision. The CIFAR batches are
+  Python pickles, which torchvision would load with plain ``pickle``: they are read here by
+  an unpickler that can only rebuild numpy arrays, lists and strings, so a tampered file
+  cannot run code (:func:`read_cifar_batch`).
 - ``digits``: scikit-learn's bundled 8×8 digits (1,797 images, offline). It has no
   official test split: a fixed permutation (seed 0) keeps 1,297 for training, 500 for test.
-- ``mnist``: torchvision's folder layout, ``ROOT/MNIST/raw/{train,t10k}-{images-idx3,
-  labels-idx1}-ubyte`` (``.gz`` also read), parsed as IDX files.
-- ``cifar10``: ``ROOT/cifar-10-batches-py/{data_batch_1..5,test_batch}``;
-  ``cifar100``: ``ROOT/cifar-100-python/{train,test}`` (fine labels). These are Python
-  pickles; they are read by an unpickler that can only rebuild numpy arrays, so a
-  tampered file cannot run code.
+- ``teacher``: synthetic, made from a seed (no file, no download): Gaussian inputs shaped
+  as one-channel ``side``×``side`` images, labelled by a fixed random teacher network, a
+  fraction ``label_noise`` of the training labels replaced by another class; the test set
+  is large and clean (:class:`TeacherConfig`, set through ``options``).
 
-``download=True`` fetches the official archives into ``ROOT`` (needs internet). Images are
-kept as uint8 with their value range ``scale``; the training code normalises each batch
-with the per-channel ``mean``/``std`` of the training split.
+Label noise, ``options={"label_noise": f}`` (``--data.label_noise=f``), works on every
+dataset: a fixed fraction f of the training split's labels, chosen by ``noise_seed``, is
+replaced by another class, drawn uniformly (so a flipped label is always wrong); the test
+split stays clean. Each run's P examples are then drawn from the noisy split.
+
+Images are kept as uint8 (the teacher's inputs as float32) with their value range
+``scale``; the training code normalises each batch with the per-channel ``mean``/``std``
+of the training split.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import pickle
-import shutil
-import tarfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from scalingfit.errors import DataError, require
+from scalingfit.errors import DataError, MissingDependencyError, first_line, require
+from scalingfit.ingest._safe_pickle import ArraysOnlyUnpickler, Refused
 
-__all__ = ["DATASETS", "ImageData", "load", "draw_train_subset", "read_cifar_batch",
-           "read_idx"]
+from .config import from_dict
 
-DATASETS = ("digits", "mnist", "cifar10", "cifar100")
+__all__ = ["DATASETS", "OFFLINE", "ImageData", "LabelNoise", "TeacherConfig", "load",
+           "check_options", "flip_labels", "draw_train_subset", "read_cifar_batch"]
+
+DATASETS = ("digits", "mnist", "cifar10", "cifar100", "teacher")
+OFFLINE = ("digits", "teacher")  # need no data folder
 
 
 @dataclass
@@ -62,25 +72,78 @@ def _finish(name, train_x, train_y, test_x, test_y, num_classes, scale):
                      tuple(pixels.std(axis=axes).tolist()))
 
 
-def load(name: str, root=None, *, download: bool = False) -> ImageData:
-    """Load dataset ``name`` from ``root``.
+def load(name: str, root=None, *, download: bool = False, options: dict | None = None
+         ) -> ImageData:
+    """Load dataset ``name`` from ``root``; ``options`` set the label noise of any dataset
+    (:class:`LabelNoise`) and the fields of the synthetic one (:class:`TeacherConfig`).
 
     Raises
     ------
     DataError
-        If a file is missing (the message lists the expected files) or malformed.
+        If a file is missing (the message lists the expected files) or malformed, or an
+        option is unknown or of the wrong type.
     """
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}.", fix=f"choose one of {', '.join(DATASETS)}.")
-    if name == "digits":
-        return _load_digits()
-    if root is None:
-        raise DataError(f"{name} needs --data-root DIR (the folder holding the files).")
-    root = Path(root)
-    if download:
-        _download(name, root)
-    return {"mnist": _load_mnist, "cifar10": _load_cifar10, "cifar100": _load_cifar100}[name](
-        root)
+    settings = check_options(name, options)
+    if name == "teacher":
+        data = _make_teacher(settings)
+    elif name == "digits":
+        data = _load_digits()
+    else:
+        if root is None:
+            raise DataError(f"{name} needs --data-root DIR (the folder holding the files).")
+        root = Path(root)
+        data = (_load_mnist(root, download) if name == "mnist"
+                else _load_cifar(name, root, download))
+    if settings.label_noise > 0:
+        # A stream of its own: default_rng(s) also draws the P examples of the run of seed s
+        # (draw_train_subset), and the same permutation would flip exactly that run's first
+        # examples.
+        rng = np.random.default_rng([_NOISE_STREAM, settings.noise_seed])
+        data.train_y = flip_labels(data.train_y, settings.label_noise, data.num_classes, rng)
+    return data
+
+
+_NOISE_STREAM = 0x6E6F697365  # "noise"
+
+
+@dataclass
+class LabelNoise:
+    label_noise: float = 0.0   # fraction of the training split's labels replaced
+    noise_seed: int = 0        # which labels, and by what (not the run's seed)
+
+
+def check_options(name: str, options: dict | None) -> LabelNoise:
+    """The settings ``options`` give dataset ``name``: a :class:`TeacherConfig` for the
+    teacher, a :class:`LabelNoise` for the others.
+
+    Raises
+    ------
+    DataError
+        If an option is unknown, of the wrong type or out of range.
+    """
+    kind = TeacherConfig if name == "teacher" else LabelNoise
+    settings = from_dict(kind, dict(options or {}), source=f"the {name} data options")
+    if not 0 <= settings.label_noise <= 1:
+        raise DataError(f"label_noise = {settings.label_noise}: it is a fraction of the "
+                        "training labels, in [0, 1].")
+    if name == "teacher":
+        for key, low in (("side", 1), ("hidden", 1), ("n_train", 1), ("n_test", 1),
+                         ("classes", 2)):
+            if getattr(settings, key) < low:
+                raise DataError(f"teacher option {key} = {getattr(settings, key)} must be at "
+                                f"least {low}.")
+    return settings
+
+
+def flip_labels(labels: np.ndarray, fraction: float, classes: int, rng) -> np.ndarray:
+    """A copy of ``labels`` with ``round(fraction · n)`` of them, chosen by ``rng``, replaced
+    by another class drawn uniformly (a flipped label is never the original)."""
+    labels = labels.copy()
+    flip = rng.permutation(len(labels))[: round(fraction * len(labels))]
+    labels[flip] = (labels[flip] + rng.integers(1, classes, len(flip))) % classes
+    return labels
 
 
 def draw_train_subset(n_train: int, train_size: int, seed: int) -> np.ndarray:
@@ -104,102 +167,124 @@ def _load_digits():
                    digits.target[test], 10, 16)
 
 
-# ------------------------------------------------------------------------------- MNIST
+# ----------------------------------------------------------------------------- teacher
 
-MNIST_FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
-               "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
-
-
-def read_idx(path) -> np.ndarray:
-    """An IDX file (the MNIST format: magic, big-endian sizes, raw uint8 data)."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise DataError("not an IDX file of unsigned bytes (bad magic number).", source=path,
-                        fix="re-download the MNIST files.")
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise DataError(f"holds {data.size} bytes of data, but its header says "
-                        f"{'×'.join(map(str, dims))}.", source=path,
-                        fix="the file is truncated; re-download it.")
-    return data.reshape(dims)
+@dataclass
+class TeacherConfig(LabelNoise):
+    side: int = 8              # inputs: 1 × side × side "images" of i.i.d. N(0, 1) entries
+    hidden: int = 32           # the teacher: Linear–tanh–Linear, with this hidden width
+    classes: int = 10
+    n_train: int = 4000        # the pool each run's P training examples are drawn from
+    n_test: int = 10000        # clean labels: the test error is the teacher's disagreement
+    seed: int = 0              # inputs and teacher (not the run's seed)
 
 
-def _find(folder: Path, stem: str):
-    for candidate in (folder / stem, folder / f"{stem}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
+def _make_teacher(config: TeacherConfig) -> ImageData:
+    """The clean teacher–student data set of ``config``, the same on every machine.
+
+    The teacher is ``argmax(W2 tanh(W1 x) - b)``, Gaussian weights scaled by 1/√fan-in, with
+    offsets ``b`` adjusted until the classes are (nearly) equally frequent over all inputs,
+    so that the chance error is 1 − 1/classes.
+    """
+    rng = np.random.default_rng(config.seed)
+    dim, n = config.side ** 2, config.n_train + config.n_test
+    x = rng.standard_normal((n, dim))
+    w1 = rng.standard_normal((dim, config.hidden)) / np.sqrt(dim)
+    w2 = rng.standard_normal((config.hidden, config.classes)) / np.sqrt(config.hidden)
+    scores = np.tanh(x @ w1) @ w2
+    offsets = scores.mean(axis=0)
+    for _ in range(100):  # shrink the offset of a class that is too rare, and vice versa
+        counts = np.bincount(np.argmax(scores - offsets, axis=1), minlength=config.classes)
+        offsets += 0.1 * scores.std() * np.log(np.maximum(counts, 1) * config.classes / n)
+    y = np.argmax(scores - offsets, axis=1)
+    images = x.astype(np.float32).reshape(n, 1, config.side, config.side)
+    return _finish("teacher", images[: config.n_train], y[: config.n_train],
+                   images[config.n_train:], y[config.n_train:], config.classes, 1.0)
 
 
-def _load_mnist(root):
-    folders = [root / "MNIST" / "raw", root]
-    for folder in folders:
-        paths = {k: _find(folder, stem) for k, stem in MNIST_FILES.items()}
-        if all(paths.values()):
-            break
-    else:
-        raise DataError(
-            f"MNIST files not found under {root}; expected {', '.join(MNIST_FILES.values())} "
-            f"(or .gz) in {folders[0]}.",
-            fix="copy torchvision's MNIST folder there, or pass --download.")
-    arrays = {k: read_idx(p) for k, p in paths.items()}
-    for split in ("train", "test"):
-        x, y = arrays[f"{split}_x"], arrays[f"{split}_y"]
-        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-            raise DataError(f"the {split} images {x.shape} and labels {y.shape} do not match.",
-                            source=paths[f"{split}_x"], fix="re-download the MNIST files.")
-    return _finish("mnist", arrays["train_x"][:, None], arrays["train_y"],
-                   arrays["test_x"][:, None], arrays["test_y"], 10, 255)
+# --------------------------------------------------------------------- MNIST and CIFAR
+
+def _torchvision_datasets():
+    """``torchvision.datasets``, or an error naming the extra that installs it."""
+    try:
+        return require("torchvision.datasets", "torch")
+    except RuntimeError as err:
+        # A torchvision built for another torch fails as it registers its operators
+        # ("operator torchvision::nms does not exist").
+        import torch
+
+        raise MissingDependencyError(
+            f"torchvision does not import beside torch {torch.__version__} "
+            f"({first_line(err)}). Install a torch and a torchvision released together "
+            "(e.g. torch 2.14.1 with torchvision 0.29.1).") from err
 
 
-# ------------------------------------------------------------------------------- CIFAR
+def _download(dataset, root: Path, name: str):
+    """torchvision's own download step for ``dataset`` (a dataset class): fetch the official
+    files, check their MD5 sums, unpack them into its layout under ``root``. Nothing is
+    fetched when the files are already there and intact. It runs on a bare instance: the
+    CIFAR constructor would go on to unpickle the batches with plain ``pickle``."""
+    bare = dataset.__new__(dataset)
+    bare.root = str(root)
+    try:
+        bare.download()
+    except (OSError, RuntimeError) as err:  # URLError is an OSError; torchvision raises a
+        # RuntimeError for a checksum mismatch, and one listing every mirror it tried
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise DataError(f"downloading {name} into {root} failed ({reason}).",
+                        fix="check the network, or fetch the files elsewhere and copy them "
+                            "into torchvision's layout there.") from err
 
-def _numpy_reconstruct():
-    return np.empty(0).__reduce__()[0]  # numpy's array-rebuilding function, whatever module
+
+def _existing(root: Path, layout: str, names, dataset: str) -> Path:
+    """``root/layout``, once every file of ``names`` is found there."""
+    folder = root / layout
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing:
+        raise DataError(f"{dataset} files not found: expected {', '.join(names)} in {folder} "
+                        f"(missing {', '.join(missing)}).",
+                        fix=f"point --data-root at the folder holding '{layout}' (torchvision's "
+                            "layout), or pass --download.")
+    return folder
 
 
-def _latin1_encode(text, encoding="latin1"):
-    """The only codec call a CIFAR pickle written by Python 3 (protocol 2) needs."""
-    if encoding != "latin1" or not isinstance(text, str):
-        raise pickle.UnpicklingError(f"refusing _codecs.encode with {encoding!r}")
-    return text.encode("latin1")
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Rebuilds dicts, lists, strings, numbers and numpy arrays, and nothing else: any other
-    global (``os.system``, ``builtins.eval``, ...) is refused before it can be called."""
-
-    SAFE = {
-        ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct(),
-        ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct(),
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-        ("_codecs", "encode"): _latin1_encode,
-    }
-
-    def find_class(self, module, name):
-        try:
-            return self.SAFE[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(f"refusing to load '{module}.{name}': a CIFAR batch "
-                                         "holds only arrays, lists and strings") from None
+def _load_mnist(root, download):
+    datasets = _torchvision_datasets()
+    if download:
+        _download(datasets.MNIST, root, "MNIST")
+    # torchvision reads the unpacked files; --download also unpacks official .gz files
+    # already there, without fetching them again.
+    names = [name.removesuffix(".gz") for name, _ in datasets.MNIST.resources]
+    folder = _existing(root, "MNIST/raw", names, "MNIST")
+    try:
+        train, test = (datasets.MNIST(root, train=split) for split in (True, False))
+        arrays = [(d.data.numpy()[:, None], d.targets.numpy()) for d in (train, test)]
+    except Exception as err:  # its parser asserts on a bad header; a short file fails to reshape
+        raise DataError(f"not readable as MNIST IDX files ({type(err).__name__}: "
+                        f"{first_line(err)}).", source=folder,
+                        fix="delete the folder and download the files again.") from err
+    return _checked(_finish("mnist", *arrays[0], *arrays[1], 10, 255), folder)
 
 
 def read_cifar_batch(path, label_key: bytes = b"labels"):
-    """One CIFAR python batch: (images uint8 (N, 3, 32, 32), labels int64 (N,))."""
+    """One CIFAR python batch: (images uint8 (N, 3, 32, 32), labels int64 (N,)).
+
+    The batch is a pickle. It is read by an unpickler that rebuilds only numpy arrays,
+    dicts, lists, strings and numbers (:mod:`scalingfit.ingest._safe_pickle`), not by
+    ``pickle.load`` as torchvision does, so a tampered file cannot run code.
+    """
     path = Path(path)
     try:
         with open(path, "rb") as f:
-            batch = _ArrayUnpickler(f, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
-        raise DataError(f"not a CIFAR python batch ({err}).", source=path,
+            batch = ArraysOnlyUnpickler(f, encoding="bytes").load()
+    except Refused as err:
+        raise DataError(f"refused to load: its pickle calls '{err}', which a CIFAR batch "
+                        "never holds; nothing in it was run.", source=path,
                         fix="re-download the dataset; never load pickles of unknown origin."
-                        ) from err
+                        ) from None
+    except Exception as err:  # a damaged pickle raises anything from EOFError to TypeError
+        raise DataError(f"not a CIFAR python batch ({type(err).__name__}: {first_line(err)}).",
+                        source=path, fix="re-download the dataset.") from None
     if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
         keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
         raise DataError(f"expected a dict with b'data' and {label_key!r}, found {keys}.",
@@ -214,78 +299,29 @@ def read_cifar_batch(path, label_key: bytes = b"labels"):
     return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
 
 
-def _cifar_files(folder: Path, names, dataset):
-    paths = [folder / n for n in names]
-    missing = [p.name for p in paths if not p.is_file()]
-    if missing:
-        raise DataError(f"{dataset} files not found: expected {', '.join(names)} in {folder} "
-                        f"(missing {', '.join(missing)}).",
-                        fix="point --data-root at the folder holding "
-                            f"'{folder.name}', or pass --download.")
-    return paths
+def _load_cifar(name, root, download):
+    datasets = _torchvision_datasets()
+    dataset, classes, label_key = {"cifar10": (datasets.CIFAR10, 10, b"labels"),
+                                   "cifar100": (datasets.CIFAR100, 100, b"fine_labels")}[name]
+    title = f"CIFAR-{classes}"
+    if download:
+        _download(dataset, root, title)
+    train, test = ([n for n, _ in files] for files in (dataset.train_list, dataset.test_list))
+    folder = _existing(root, dataset.base_folder, train + test, title)
+    batches = [read_cifar_batch(folder / n, label_key) for n in train + test]
+    train_x, train_y = (np.concatenate(part) for part in zip(*batches[:-1]))
+    test_x, test_y = batches[-1]  # one test batch in both
+    return _checked(_finish(name, train_x, train_y, test_x, test_y, classes, 255), folder)
 
 
-def _load_cifar10(root):
-    folder = root / "cifar-10-batches-py"
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    batches = [read_cifar_batch(p) for p in _cifar_files(folder, names, "CIFAR-10")]
-    train_x = np.concatenate([b[0] for b in batches[:5]])
-    train_y = np.concatenate([b[1] for b in batches[:5]])
-    return _checked_labels(_finish("cifar10", train_x, train_y, *batches[5], 10, 255), folder)
-
-
-def _load_cifar100(root):
-    folder = root / "cifar-100-python"
-    train, test = (read_cifar_batch(p, b"fine_labels")
-                   for p in _cifar_files(folder, ["train", "test"], "CIFAR-100"))
-    return _checked_labels(_finish("cifar100", *train, *test, 100, 255), folder)
-
-
-def _checked_labels(data, source):
-    for split, labels in (("train", data.train_y), ("test", data.test_y)):
+def _checked(data, source):
+    for split, images, labels in (("train", data.train_x, data.train_y),
+                                  ("test", data.test_x, data.test_y)):
+        if len(images) != len(labels):
+            raise DataError(f"the {split} split has {len(images)} images and {len(labels)} "
+                            "labels.", source=source, fix="re-download the dataset.")
         if labels.size and (labels.min() < 0 or labels.max() >= data.num_classes):
             raise DataError(f"{split} labels span {labels.min()}..{labels.max()}, outside "
                             f"0..{data.num_classes - 1}.", source=source,
                             fix="re-download the dataset.")
     return data
-
-
-# ---------------------------------------------------------------------------- download
-
-_ARCHIVES = {
-    "mnist": [(f"https://ossci-datasets.s3.amazonaws.com/mnist/{stem}.gz", md5, "MNIST/raw")
-              for stem, md5 in (
-                  ("train-images-idx3-ubyte", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-                  ("train-labels-idx1-ubyte", "d53e105ee54ea40749a09fcbcd1e9432"),
-                  ("t10k-images-idx3-ubyte", "9fb629c4189551a2d022fa330f9573f3"),
-                  ("t10k-labels-idx1-ubyte", "ec29112dd5afa0611ce80d1b7f02629c"))],
-    "cifar10": [("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-                 "c58f30108f718f92721af3b95e74349a", ".")],
-    "cifar100": [("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-                  "eb9058c3a382ffc7106e4002c42a8d85", ".")],
-}
-
-
-def _download(name, root: Path):
-    """Fetch the official files (checked by MD5) into torchvision's layout under ``root``."""
-    for url, md5, subdir in _ARCHIVES[name]:
-        target = root / subdir / url.rsplit("/", 1)[1]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            print(f"downloading {url}", flush=True)
-            partial = target.with_suffix(target.suffix + ".part")
-            try:
-                with urllib.request.urlopen(url) as response, open(partial, "wb") as f:
-                    shutil.copyfileobj(response, f)
-            except OSError as err:  # URLError, timeouts and resets are OSErrors
-                partial.unlink(missing_ok=True)
-                raise DataError(f"downloading {url} failed ({getattr(err, 'reason', err)}).",
-                                source=target, fix="check the network, or fetch the file "
-                                "elsewhere and put it at this path.") from err
-            partial.replace(target)
-        if hashlib.md5(target.read_bytes()).hexdigest() != md5:
-            raise DataError("MD5 checksum mismatch.", source=target,
-                            fix="delete the file and download it again.")
-        if target.name.endswith(".tar.gz"):
-            with tarfile.open(target) as archive:
-                archive.extractall(root, filter="data")  # no absolute paths or links out

@@ -1,4 +1,4 @@
-"""Train a CNN, ResNet or ViT on a subset of P examples and write the canonical table.
+"""Train a CNN, ResNet, ViT or MLP on a subset of P examples and write the canonical table.
 
     python -m reference_runs train --arch cnn --dataset cifar10 --data-root data \\
         --train-size 4096 --seed 0 --epochs 500 --out runs/cnn_P4096_s0.csv
@@ -13,8 +13,9 @@ Several seeds (``--seeds 0 1 2 3``: seed values, not a count) train together as 
 vmapped stack on one device; if one of them diverges, the whole stack stops with an error
 and no table (train that seed alone, or lower the learning rate). Evaluation on the full
 test split, the P training examples and all five norms happens at epoch 0 and at about
-``n_evals`` log-spaced epochs; between two evaluations a line reports progress at least
-once a minute. A checkpoint (``runs/a.ckpt``) is written at the end of an
+``n_evals`` log-spaced epochs, or, with ``--eval-every K``, at every K-th epoch (evenly
+spaced) and the last; between two evaluations a line reports progress at least once a
+minute. A checkpoint (``runs/a.ckpt``) is written at the end of an
 epoch once ``checkpoint_every_s`` seconds have passed since the last one; rerunning the
 same command while it exists resumes from it, and the table, written atomically at the
 end, has each step exactly once. Once the table is written the checkpoint goes: a rerun
@@ -37,7 +38,7 @@ from scalingfit.norms import CONVENTIONS
 require("torch", "torch")  # a clear message naming the extra, before the models import it
 
 from . import config as settings  # noqa: E402
-from .data import DATASETS, draw_train_subset, load  # noqa: E402
+from .data import DATASETS, OFFLINE, check_options, draw_train_subset, load  # noqa: E402
 from .devices import resolve_device  # noqa: E402
 from .models import ARCHITECTURES  # noqa: E402
 
@@ -45,6 +46,8 @@ __all__ = ["TrainConfig", "resolve_config", "train", "changed_settings", "add_ar
            "run"]
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+# The published code's spectral complexity for a plain feedforward net is its CNN formula.
+PAPER_VARIANT = {"mlp": "cnn"}
 HEARTBEAT_S = 60.0  # longest silence between two evaluations' lines
 
 
@@ -67,7 +70,9 @@ class TrainConfig:
     batch_size: int = 128
     eval_batch_size: int = 1000
     n_evals: int = 50                      # about this many log-spaced evaluation epochs
+    eval_every: int = 0                    # > 0: every this many epochs instead (and the last)
     model: dict = field(default_factory=dict)  # the architecture's options (models/*.py)
+    data: dict = field(default_factory=dict)   # label_noise; the teacher's fields (data.py)
     norm_convention: str = "bft"           # or "paper" (scalingfit.norms)
     device: str = "auto"                   # auto: cuda if available, else cpu
     bf16: bool = True                      # bf16 autocast (CUDA only)
@@ -111,7 +116,7 @@ def resolve_config(*, config_file=None, flags: dict | None = None,
     if not config.seeds or len(set(config.seeds)) != len(config.seeds):
         raise ScalingfitError(f"seeds {config.seeds} must be distinct and at least one.")
     for key, low in (("train_size", 1), ("epochs", 0), ("batch_size", 1),
-                     ("eval_batch_size", 1), ("n_evals", 1)):
+                     ("eval_batch_size", 1), ("n_evals", 1), ("eval_every", 0)):
         if getattr(config, key) < low:
             raise ScalingfitError(f"{key} = {getattr(config, key)}: it must be at least {low}.")
     if config.lr <= 0:
@@ -119,9 +124,10 @@ def resolve_config(*, config_file=None, flags: dict | None = None,
     if config.norm_convention not in CONVENTIONS:
         raise ScalingfitError(f"norm_convention {config.norm_convention!r}: choose "
                               f"{' or '.join(CONVENTIONS)}.")
-    if config.dataset != "digits" and not config.data_root:
+    if config.dataset not in OFFLINE and not config.data_root:
         raise ScalingfitError(f"{config.dataset} needs a data folder: --data-root DIR (in a "
                               "sweep file: settings: {data_root: DIR}).")
+    check_options(config.dataset, config.data)
     return config
 
 
@@ -161,7 +167,7 @@ def train(config: TrainConfig, *, log=print):
 
     log(f"training {', '.join(ids)} on {device}: {config.epochs} epochs")
     # ---- data: every run's P examples, resident on the device as uint8 -----------------
-    data = load(config.dataset, config.data_root, download=config.download)
+    data = load(config.dataset, config.data_root, download=config.download, options=config.data)
     subsets = [draw_train_subset(len(data.train_y), P, seed) for seed in seeds]
     train_x = torch.as_tensor(np.stack([data.train_x[i] for i in subsets]), device=device)
     train_y = torch.as_tensor(np.stack([data.train_y[i] for i in subsets]), device=device)
@@ -251,7 +257,8 @@ def train(config: TrainConfig, *, log=print):
         return [w / n for w in wrong.tolist()], (loss / n).tolist()
 
     # ---- loop ---------------------------------------------------------------------
-    eval_epochs = set(log_spaced_steps(config.epochs, config.n_evals))
+    eval_epochs = set(log_spaced_steps(config.epochs, config.n_evals) if not config.eval_every
+                      else [*range(0, config.epochs + 1, config.eval_every), config.epochs])
     last_checkpoint = last_line = time.perf_counter()
     stack.train()
     for epoch in range(start_epoch, config.epochs + 1):
@@ -280,7 +287,8 @@ def train(config: TrainConfig, *, log=print):
             train_error, train_loss = evaluate(train_x, train_y, False)
             tick = time.perf_counter()
             norms = [log_norms(stack.member(m), convention=config.norm_convention,
-                               architecture=config.arch, state=norm_states[m])
+                               architecture=PAPER_VARIANT.get(config.arch, config.arch),
+                               state=norm_states[m])
                      for m in range(M)]
             norm_s += time.perf_counter() - tick
             for m, seed in enumerate(seeds):
@@ -397,17 +405,22 @@ def add_arguments(parser):
     parser.add_argument("--weight-decay", type=float)
     parser.add_argument("--init-scale", type=float, help="multiplies Conv/Linear weights at init")
     parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--eval-every", type=int, metavar="K",
+                        help="evaluate every K epochs, evenly spaced (default: about n_evals "
+                             "log-spaced epochs)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: auto)")
     parser.add_argument("--tensorboard", metavar="DIR", help="also log to TensorBoard here")
     parser.add_argument("--wandb", metavar="PROJECT", help="also log to this W&B project")
     parser.add_argument("--out", metavar="FILE", help="the table (CSV or Parquet)")
-    parser.epilog = "Any other setting: --key=value, e.g. --n_evals=20 --model.dim=128."
+    parser.epilog = ("Any other setting: --key=value, e.g. --n_evals=20 --model.dim=128 "
+                     "--data.label_noise=0.3.")
 
 
 def run(args):
     flags = {k: getattr(args, k) for k in (
         "arch", "dataset", "data_root", "download", "train_size", "epochs", "optimizer", "lr",
-        "weight_decay", "init_scale", "batch_size", "device", "tensorboard", "wandb", "out")}
+        "weight_decay", "init_scale", "batch_size", "eval_every", "device", "tensorboard", "wandb",
+        "out")}
     if args.seed is not None and args.seeds is not None:
         raise ScalingfitError("give --seed or --seeds, not both.")
     if args.seed is not None or args.seeds is not None:

@@ -28,9 +28,15 @@ mapping file (YAML), for sources whose names or units differ from the canonical 
 def _add_sources(parser, *, example=True):
     parser.add_argument("sources", nargs="*", metavar="SOURCE",
                         help="canonical CSV/Parquet tables, TensorBoard log directories, W&B "
-                             "run directories or CSV exports, wandb://entity/project, the "
-                             "paper's .npy run files, or directories holding them")
+                             "run directories or CSV exports, wandb://entity/project, MLflow "
+                             "stores (mlruns/) or mlflow://HOST[:PORT]/EXPERIMENT, Hugging "
+                             "Face Trainer output directories (trainer_state.json), Lightning "
+                             "CSVLogger directories (metrics.csv), the paper's .npy run "
+                             "files, or directories holding them")
     parser.add_argument("--map", dest="mapping", metavar="FILE", help="column mapping (YAML)")
+    parser.add_argument("--mlflow-uri", metavar="URI",
+                        help="MLflow tracking URI for mlflow:///EXPERIMENT sources (e.g. "
+                             "https://mlflow.example.org; default: MLFLOW_TRACKING_URI)")
     parser.add_argument("--nan-policy", choices=("raise", "omit"), default="raise",
                         help="rows with a missing test error or norm: error (default) or "
                              "skip and count them")
@@ -88,7 +94,8 @@ def _load(args):
         return example_table(), []
     if not args.sources:
         raise ScalingfitError("no SOURCE given (or use --example); see --help.")
-    return load(args.sources, args.mapping, nan_policy=args.nan_policy, return_report=True)
+    return load(args.sources, args.mapping, nan_policy=args.nan_policy, return_report=True,
+                mlflow_uri=args.mlflow_uri)
 
 
 def parse_sizes(values, flag: str, *, integer: bool = False, hint: str = "") -> list:
@@ -159,7 +166,8 @@ def _run_ingest(args):
 
     check_output_file(args.out)
     table, reports = load(args.sources, args.mapping, nan_policy=args.nan_policy,
-                          return_report=True, show_progress=False if args.quiet else None)
+                          return_report=True, show_progress=False if args.quiet else None,
+                          mlflow_uri=args.mlflow_uri)
     for report in reports:
         print(report.line())
     path = write_table(table, args.out)
@@ -371,7 +379,8 @@ def _run_calibrate(args):
 COMMANDS = {
     "fit": ("fit both laws hierarchically; writes posterior.nc, summary.json, table.parquet",
             _fit_arguments, _run_fit),
-    "ingest": ("read TensorBoard, W&B, CSV or the paper's .npy logs into one canonical table",
+    "ingest": ("read TensorBoard, W&B, MLflow, Hugging Face Trainer, Lightning, CSV or the "
+               "paper's .npy logs into one canonical table",
                _ingest_arguments, _run_ingest),
     "check": ("do the two laws, combined, predict the best error? verdict, held-out sizes, "
               "LOO; writes check.json", _check_arguments, _run_check),
@@ -422,11 +431,27 @@ def _os_error_text(err: OSError) -> str:
             "directory is needed, permissions, free space), or choose another one.")
 
 
+#: Other libraries' warnings that say nothing a user of this command can act on, silenced
+#: by the command (not by the library: a Python user keeps them), each matched exactly.
+#: Each is (message regex, category, module regex of where it is raised).
+THIRD_PARTY_NOISE = (
+    # PyTensor's notice that it found no optimised BLAS says nothing about the results
+    (r".*BLAS.*", UserWarning, ""),
+    # ArviZ's once-a-day notice of its coming refactor, printed at its import
+    (r"\s*ArviZ is undergoing a major refactor", FutureWarning, r"arviz(\.|$)"),
+)
+
+
+def quiet_third_party_warnings():
+    """Silence :data:`THIRD_PARTY_NOISE`; call before the libraries are imported."""
+    for message, category, module in THIRD_PARTY_NOISE:
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
+
+
 def main(argv=None) -> int:
+    quiet_third_party_warnings()  # before any heavy import: ArviZ warns as it is imported
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning
-    # PyTensor's notice that it found no optimised BLAS says nothing about the results
-    warnings.filterwarnings("ignore", message=".*BLAS.*", category=UserWarning)
     try:
         return args.run(args)
     except ScalingfitError as err:

@@ -1,4 +1,4 @@
-"""The deep networks of the reference runs: CNN, ResNet (BasicBlock, BatchNorm), ViT (pre-LN).
+"""The networks of the reference runs: CNN, ResNet (BasicBlock, BatchNorm), ViT (pre-LN), MLP.
 
 :func:`build` makes one from an architecture name and a dict of its config's fields (from
 the YAML files in ``reference_runs/configs``), with an initialisation scale.
@@ -12,6 +12,7 @@ from scalingfit.errors import ScalingfitError
 
 from ..config import from_dict
 from .cnn import CNN, CNNConfig
+from .mlp import MLP, MLPConfig
 from .resnet import ResNet, ResNetConfig
 from .vit import ViT, ViTConfig
 
@@ -19,7 +20,7 @@ __all__ = ["ARCHITECTURES", "build", "model_config"]
 
 #: architecture name -> (config dataclass, model class)
 ARCHITECTURES = {"cnn": (CNNConfig, CNN), "resnet": (ResNetConfig, ResNet),
-                 "vit": (ViTConfig, ViT)}
+                 "vit": (ViTConfig, ViT), "mlp": (MLPConfig, MLP)}
 
 
 def model_config(arch: str, options: dict | None = None):

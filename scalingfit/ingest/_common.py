@@ -9,6 +9,7 @@ name of the metric it lacked — never dropped silently.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from .mapping import Mapping, as_written
 from .table import NORM_PATTERN
 
 __all__ = ["SourceReport", "RunLog", "assemble", "nothing_kept", "check_error_units", "track",
-           "progress"]
+           "progress", "flat_metadata", "number_or_text"]
 
 #: Whether readers may draw progress bars (set by :func:`progress`, used by :func:`track`).
 _PROGRESS = ContextVar("scalingfit_ingest_progress", default=False)
@@ -88,6 +89,32 @@ class RunLog:
     origin: str = ""
 
 
+def flat_metadata(content: dict, prefix: str = "") -> dict:
+    """Run metadata (hyperparameters, params) as flat scalars: nested keys joined with dots,
+    lists as JSON text, None left out, so that each becomes one column."""
+    flat = {}
+    for key, value in content.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            flat.update(flat_metadata(value, name))
+        elif isinstance(value, (list, tuple)):
+            flat[name] = json.dumps(value, default=str)
+        elif value is not None:
+            flat[name] = value
+    return flat
+
+
+def number_or_text(text: str):
+    """A value stored as text (an MLflow param, a tag): an int or float where it is one."""
+    text = text.strip()
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def assemble(runs, mapping: Mapping | None, report: SourceReport, *, source,
              step: str = "step") -> pd.DataFrame:
     """Join the series of each run on their steps and apply the mapping.
@@ -148,15 +175,19 @@ def _keep_gappy_optionals_apart(table, gaps, rename, report):
 
     The canonical ``train_loss`` (and ``train_error``, ``test_loss``) must be given at
     every row, or not at all; a metric that was not logged at some of the kept steps
-    stays a column under its source name, with a note, rather than becoming a canonical
-    column full of holes (or costing rows).
+    stays a column under its source name (``<name>_partial`` when that is the canonical
+    name itself), with a note, rather than becoming a canonical column full of holes (or
+    costing rows).
     """
     for name in sorted(gaps):
         canonical = rename.get(name, name)
-        if canonical in _OPTIONAL_VALUES and canonical in table and canonical != name:
-            table = table.rename(columns={canonical: name})
+        if canonical in _OPTIONAL_VALUES and canonical in table:
+            # a metric logged under the canonical name itself (a Trainer's end-of-training
+            # 'train_loss', a Lightning 'train_loss' logged per step) needs another name
+            kept = name if canonical != name else f"{name}_partial"
+            table = table.rename(columns={canonical: kept})
             report.notes.append(f"'{name}' is not logged at every kept step: kept as "
-                                f"'{name}', not as {canonical}")
+                                f"'{kept}', not as {canonical}")
             report.recognised.pop(canonical, None)
     return table
 

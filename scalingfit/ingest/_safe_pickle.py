@@ -20,7 +20,7 @@ from numpy.lib import format as npy_format
 
 from ..errors import DataError, first_line
 
-__all__ = ["load_object_npy"]
+__all__ = ["load_object_npy", "ArraysOnlyUnpickler", "Refused"]
 
 
 def _numpy_core(submodule: str):
@@ -66,15 +66,18 @@ def _allowed():
 _ALLOWED = _allowed()
 
 
-class _ArraysOnlyUnpickler(pickle.Unpickler):
+class ArraysOnlyUnpickler(pickle.Unpickler):
+    """An unpickler that builds numpy arrays, dicts, lists, strings and numbers only: any
+    other class a pickle names is refused (:class:`Refused`), nothing of it runs."""
+
     def find_class(self, module, name):
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
-            raise _Refused(f"{module}.{name}") from None
+            raise Refused(f"{module}.{name}") from None
 
 
-class _Refused(pickle.UnpicklingError):
+class Refused(pickle.UnpicklingError):
     """The pickle names something outside the allow-list."""
 
 
@@ -113,8 +116,8 @@ def load_object_npy(path):
                                 source=path)
             return data.reshape(shape, order="F" if fortran else "C")
         try:
-            array = _ArraysOnlyUnpickler(file).load()
-        except _Refused as err:
+            array = ArraysOnlyUnpickler(file).load()
+        except Refused as err:
             raise DataError(f"refused to load: its pickle calls '{err}', which is not a numpy "
                             f"array, number, string, list or dict; nothing in it was run.",
                             source=path,

@@ -1,11 +1,13 @@
 """Scalars out of TensorBoard ``Event`` records, without TensorFlow.
 
-Almost every record of a training log is one scalar: ``Event{wall_time, step, summary{
-value{tag, simple_value | tensor, [metadata]}}}``. Those are decoded for a whole batch of
-records at once with numpy (:func:`_decode_one_scalar`), which is what makes reading
-fast; a record in any other layout (several values, hparams, images, an unknown field)
-goes through the protobuf classes that ship with the ``tensorboard`` package, which
-decode everything. Both paths give the same answer (a property test checks it).
+Almost every record of a training log holds scalars only: ``Event{wall_time, step,
+summary{value{tag, simple_value | tensor, [metadata]}, value{...}, ...}}`` — one value
+per event (``add_scalar``) or several (a loop that puts a step's metrics in one
+``Summary``). Those are decoded for a whole batch of records at once with numpy
+(:func:`_decode_scalars`: the n-th value of every record in one pass), which is what makes
+reading fast; a record in any other layout (hparams, images, an unknown field) goes
+through the protobuf classes that ship with the ``tensorboard`` package, which decode
+everything. Both paths give the same answer (tests decode the same records both ways).
 
 Two encodings of a scalar are understood, as TensorBoard itself reads them:
 ``simple_value`` (PyTorch's SummaryWriter, tensorboardX, TF1) and a one-element tensor
@@ -28,19 +30,23 @@ _DTYPES = {1: "<f4", 2: "<f8", 3: "<i4", 4: "u1", 5: "<i2", 6: "i1", 9: "<i8", 1
            17: "<u2", 19: "<f2", 22: "<u4", 23: "<u8"}
 _DT_BFLOAT16 = 14
 _SCALARS = "scalars"
+#: Tags up to this many bytes are compared as rows of a matrix, longer ones one by one.
+_LONGEST_ROW = 256
 _HPARAMS = "hparams"
 
 
 class EventScalars:
     """The scalars, tag plugins and hyperparameters found in one run's event records."""
 
-    def __init__(self, protos):
+    def __init__(self, protos, *, vectorised: bool = True):
         self._protos = protos  # tensorboard's protobuf modules, imported by the caller
+        self._vectorised = vectorised  # False: every record through protobuf (for checks)
         self.tags: dict[str, int] = {}
         self.plugins: dict[str, str] = {}  # tag -> plugin of its first metadata
         self.hparams: dict = {}
         self.ignored = Counter()  # non-scalar summaries, by kind
         self.undecodable = 0
+        self.decoded_one_by_one = 0  # records that went through protobuf
         self._names: list[str] = []  # tag id -> tag
         self._not_one_number = Counter()  # tag -> tensors that are not a single number
         self._parts = []  # (sequence, tag id, step, value, is tensor) arrays per batch
@@ -54,10 +60,15 @@ class EventScalars:
         order = self._seen + np.arange(len(starts))
         self._seen += len(starts)
 
-        fast = _decode_one_scalar(buf, starts, ends)
-        if fast["ok"].any():
-            self._keep_fast(buffer, buf, order, fast)
-        for i in np.flatnonzero(~fast["ok"]):
+        if self._vectorised:
+            ok, values = _decode_scalars(buf, starts, ends)
+        else:
+            ok, values = np.zeros(len(starts), bool), None
+        if values is not None and len(values["record"]):
+            self._keep_fast(buffer, buf, order, values)
+        one_by_one = np.flatnonzero(~ok)
+        self.decoded_one_by_one += len(one_by_one)
+        for i in one_by_one:
             self._decode_with_protobuf(buffer[starts[i]:ends[i]], order[i])
 
     def series(self):
@@ -78,9 +89,12 @@ class EventScalars:
         if not self._parts:
             return out, not_scalars
         seq, tag, step, value, tensor = (np.concatenate(a) for a in zip(*self._parts, strict=True))
+        # logging order: records by sequence; a record's values (decoded pass by pass, or
+        # one by one) in the order written, which the stable sort keeps
         order = np.argsort(seq, kind="stable")
         tag, step, value, tensor = tag[order], step[order], value[order], tensor[order]
-        for i in np.unique(tag):
+        ids, first = np.unique(tag, return_index=True)
+        for i in ids[np.argsort(first)]:  # tags in the order they were first logged
             name = self._names[int(i)]
             mine = tag == i
             plugin = self.plugins.get(name, "")
@@ -99,26 +113,26 @@ class EventScalars:
 
     # -- the fast path ------------------------------------------------------------------
 
-    def _keep_fast(self, buffer, buf, order, fast):
-        ok = fast["ok"]
-        tag_start, tag_len = fast["tag_start"][ok], fast["tag_len"][ok]
-        codes, tags = _factorize_bytes(buffer, buf, tag_start, tag_len)
+    def _keep_fast(self, buffer, buf, order, values):
+        codes, tags = _factorize_bytes(buffer, buf, values["tag_start"], values["tag_len"])
         local_to_global = np.array([self._tag_id(tag.decode("utf-8", "replace"))
                                     for tag in tags], np.int64)
         tag_ids = local_to_global[codes]
         # the first metadata of each tag names its plugin
-        has_meta = fast["meta_len"][ok] > 0
+        meta_start, meta_len = values["meta_start"], values["meta_len"]
+        has_meta = meta_len > 0
         if has_meta.any():
-            meta_start, meta_len = fast["meta_start"][ok], fast["meta_len"][ok]
             for local in np.unique(codes[has_meta]):
                 tag = self._names[int(local_to_global[local])]
                 if tag in self.plugins:
                     continue
-                first = np.flatnonzero(has_meta & (codes == local))[0]
+                # the earliest record's (values come pass by pass, not record by record)
+                candidates = np.flatnonzero(has_meta & (codes == local))
+                first = candidates[np.argmin(values["record"][candidates])]
                 blob = buffer[meta_start[first]:meta_start[first] + meta_len[first]]
                 self._note_metadata(tag, self._protos.summary.SummaryMetadata.FromString(blob))
-        self._parts.append((order[ok], tag_ids, fast["step"][ok], fast["value"][ok],
-                            fast["tensor"][ok]))
+        self._parts.append((order[values["record"]], tag_ids, values["step"],
+                            values["value"], values["tensor"]))
 
     # -- the general path ---------------------------------------------------------------
 
@@ -203,19 +217,51 @@ def _tensor_scalar(tensor) -> float | None:
 def _factorize_bytes(buffer, buf, start, length):
     """Codes of the byte strings ``buffer[start:start + length]``, and the distinct strings.
 
-    The strings are compared as fixed-width rows (length first, zero-padded), which numpy
-    and pandas hash without a Python loop over records.
+    The strings become zero-padded rows of 64-bit words, hashed into one word each, which
+    pandas factorises without a Python loop over records. Every string is then compared
+    with the first one of its code, so a collision of the hash cannot join two tags (it
+    sends the batch to an exact, slower factorisation instead). A batch with a tag longer
+    than ``_LONGEST_ROW`` bytes, whose rows would take much memory, is hashed string by
+    string.
     """
-    width = int(length.max()) if len(length) else 0
-    column = np.arange(width)
-    rows = np.zeros((len(start), width + 8), np.uint8)
-    rows[:, :8] = length.astype("<u8").view(np.uint8).reshape(-1, 8)
-    inside = column < length[:, None]
-    rows[:, 8:] = np.where(inside, buf.take(start[:, None] + column, mode="clip"), 0)
-    keys = np.ascontiguousarray(rows).view(np.dtype((np.void, width + 8))).ravel()
-    codes, _ = pd.factorize(keys)
+    if len(start) == 0:
+        return np.empty(0, np.int64), []
+    if length.max() > _LONGEST_ROW:  # rows would be wide: hash the strings one by one
+        strings = np.empty(len(start), object)
+        strings[:] = [buffer[s:s + n] for s, n in zip(start.tolist(), length.tolist(),
+                                                       strict=True)]
+        codes, uniques = pd.factorize(strings)
+        return codes, list(uniques)
+    words = _byte_rows(buf, start, length).view("<u8")
+    codes, _ = pd.factorize(_hash_rows(words, length))
     first = np.unique(codes, return_index=True)[1]
+    same = (length == length[first][codes]) & (words == words[first][codes]).all(axis=1)
+    if not same.all():  # a collision: compare the strings themselves
+        rows = np.column_stack([length.astype("<u8").view(np.uint8).reshape(-1, 8),
+                                words.view(np.uint8)])
+        keys = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
+        first, codes = np.unique(keys, return_index=True, return_inverse=True)[1:]
+        codes = codes.ravel()
     return codes, [buffer[start[i]:start[i] + length[i]] for i in first]
+
+
+def _hash_rows(words, length):
+    """One 64-bit hash per row of words (and its length): multiply, xor, shift."""
+    key = length.astype(np.uint64)
+    with np.errstate(over="ignore"):
+        for column in words.T:
+            key = (key ^ column) * np.uint64(0x9E3779B97F4A7C15)
+            key ^= key >> np.uint64(29)
+    return key
+
+
+def _byte_rows(buf, start, length):
+    """``buf[start:start + length]`` as the rows of a matrix, zero-padded to 8-byte words."""
+    width = -(-int(length.max()) // 8) * 8 or 8
+    padded = np.concatenate([buf, np.zeros(width, np.uint8)])
+    rows = np.lib.stride_tricks.sliding_window_view(padded, width)[start]
+    rows[np.arange(width) >= length[:, None]] = 0
+    return rows
 
 
 def _varint(buf, pos):
@@ -243,18 +289,28 @@ def _varint(buf, pos):
     return value, after, whole
 
 
-def _decode_one_scalar(buf, starts, ends):
-    """Decode, for all records at once, the layouts that hold one scalar.
+def _decode_scalars(buf, starts, ends):
+    """Decode, for all records at once, the events whose values are all scalars.
 
-    Returns a dict of arrays: ``ok`` (the record has such a layout) and, where ok,
-    ``step``, ``value``, ``tensor`` (encoded as a tensor), ``tag_start``, ``tag_len``,
-    ``meta_start``, ``meta_len``. Anything unexpected leaves ok False: the record then
-    goes through protobuf, so this function only has to be right, not complete.
+    ``Event{[wall_time], [step], summary{value{...}, value{...}, ...}}``, each value
+    ``{tag, simple_value | scalar tensor, [metadata]}``. The values of a summary are
+    decoded in passes: the first value of every record, then the second of those that
+    have one, and so on; a pass costs only the records it touches.
+
+    Returns
+    -------
+    (numpy.ndarray, dict)
+        ``ok``: whether each record has such a layout. Anything unexpected leaves it
+        False, and the record then goes through protobuf, so this function only has to be
+        right, not complete. And one entry per value of the ok records, pass by pass
+        (the first value of every record, then the second, ...; a stable sort on
+        ``record`` gives the order written): ``record`` (its index), ``step``, ``value``,
+        ``tensor`` (encoded as a tensor), ``tag_start``, ``tag_len``, ``meta_start``,
+        ``meta_len``.
     """
     def byte(pos):
         return buf.take(pos, mode="clip")
 
-    n = len(starts)
     ok = ends > starts
     pos = starts.copy()
     # Event.wall_time (field 1, 64-bit): optional
@@ -269,40 +325,76 @@ def _decode_one_scalar(buf, starts, ends):
     ok &= (pos < ends) & (byte(pos) == 0x2A)
     length, pos, whole = _varint(buf, pos + 1)
     ok &= whole & (pos + length.astype(np.int64) == ends)
-    # ... holding exactly one Summary.value (field 1), filling the summary
-    ok &= (pos < ends) & (byte(pos) == 0x0A)
+    # ... holding Summary.value (field 1) after Summary.value, filling the summary
+    active = np.flatnonzero(ok & (pos < ends))  # records with a value left to decode
+    at = pos[active]
+    passes = []
+    while active.size:
+        end = ends[active]
+        good, fields, at = _decode_value(buf, at, end)
+        ok[active[~good]] = False
+        fields["record"] = active
+        passes.append({name: column[good] for name, column in fields.items()})
+        going = good & (at < end)
+        active, at = active[going], at[going]
+    if not passes:
+        return ok, None
+    values = {name: np.concatenate([p[name] for p in passes]) for name in passes[0]}
+    keep = ok[values["record"]]  # a record that failed in a later pass goes to protobuf whole
+    if not keep.all():
+        values = {name: column[keep] for name, column in values.items()}
+    values["step"] = step[values["record"]]
+    return ok, values
+
+
+def _decode_value(buf, pos, ends):
+    """One ``Summary.value`` at each of ``pos`` (field key included), none beyond ``ends``.
+
+    Returns (whether each is a scalar value, its fields, the positions after it).
+    """
+    def byte(at):
+        return buf.take(at, mode="clip")
+
+    n = len(pos)
+    ok = (pos < ends) & (byte(pos) == 0x0A)
     length, pos, whole = _varint(buf, pos + 1)
-    ok &= whole & (pos + length.astype(np.int64) == ends)
+    value_end = pos + length.astype(np.int64)
+    ok &= whole & (value_end <= ends)
     # Value.tag (field 1)
     ok &= byte(pos) == 0x0A
     tag_len, tag_start, whole = _varint(buf, pos + 1)
     tag_len = tag_len.astype(np.int64)
-    ok &= whole & (tag_start + tag_len <= ends)
+    ok &= whole & (tag_start + tag_len <= value_end)
     pos = tag_start + tag_len
     # Value.simple_value (field 2, float32) ...
     value = np.full(n, np.nan)
-    simple = ok & (byte(pos) == 0x15) & (pos + 5 <= ends)
+    simple = ok & (byte(pos) == 0x15) & (pos + 5 <= value_end)
     value[simple] = _floats(buf, pos[simple] + 1, "<f4")
     # ... or Value.tensor (field 8): a scalar float32/float64 tensor
     tensor = ok & ~simple & (byte(pos) == 0x42)
-    length, inner, whole = _varint(buf, pos + 1)
-    tensor_end = inner + length.astype(np.int64)
-    tensor &= whole & (tensor_end <= ends)
-    numbers, scalar = _scalar_tensor(buf, inner, tensor_end, tensor)
-    tensor &= scalar
-    value[tensor] = numbers[tensor]
-    pos = np.where(simple, pos + 5, np.where(tensor, tensor_end, pos))
+    if tensor.any():
+        length, inner, whole = _varint(buf, pos + 1)
+        tensor_end = inner + length.astype(np.int64)
+        tensor &= whole & (tensor_end <= value_end)
+        numbers, scalar = _scalar_tensor(buf, inner, tensor_end, tensor)
+        tensor &= scalar
+        value[tensor] = numbers[tensor]
+        pos = np.where(tensor, tensor_end, pos)
+    pos = np.where(simple, pos + 5, pos)
     ok &= simple | tensor
     # Value.metadata (field 9): optional, last
-    has_meta = ok & (pos < ends) & (byte(pos) == 0x4A)
-    length, meta_start, whole = _varint(buf, pos + 1)
-    meta_len = np.where(has_meta, length.astype(np.int64), 0)
-    pos = np.where(has_meta, meta_start + meta_len, pos)
-    ok &= ~has_meta | whole
-    ok &= pos == ends
-    return {"ok": ok, "step": step, "value": value, "tensor": tensor & ok,
-            "tag_start": tag_start, "tag_len": tag_len,
-            "meta_start": np.where(has_meta, meta_start, 0), "meta_len": meta_len}
+    has_meta = ok & (pos < value_end) & (byte(pos) == 0x4A)
+    meta_start = np.zeros(n, np.int64)
+    meta_len = np.zeros(n, np.int64)
+    if has_meta.any():
+        length, after, whole = _varint(buf, pos + 1)
+        meta_start = np.where(has_meta, after, 0)
+        meta_len = np.where(has_meta, length.astype(np.int64), 0)
+        pos = np.where(has_meta, after + meta_len, pos)
+        ok &= ~has_meta | whole
+    ok &= pos == value_end
+    return ok, {"value": value, "tensor": tensor & ok, "tag_start": tag_start,
+                "tag_len": tag_len, "meta_start": meta_start, "meta_len": meta_len}, value_end
 
 
 def _scalar_tensor(buf, start, end, candidate):

@@ -44,9 +44,9 @@ ALIASES = {
     "train_size": ["P", "n_train", "num_train", "train_samples", "n_samples", "ntrain"],
     "step": ["epoch", "Epoch", "Step", "_step", "global_step", "iteration", "iter"],
     "test_error": ["test_err", "test/error", "error/test", "eval/error", "test/err",
-                   "val_error", "val_err", "val/error"],
+                   "val_error", "val_err", "val/error", "eval_error", "eval_err"],
     "train_error": ["train_err", "train/error", "error/train"],
-    "test_loss": ["test/loss", "loss/test", "eval/loss", "val_loss", "val/loss"],
+    "test_loss": ["test/loss", "loss/test", "eval/loss", "val_loss", "val/loss", "eval_loss"],
     "train_loss": ["train/loss", "loss/train", "loss"],
     "n_test": ["num_test", "test_size", "n_test_examples"],
 }
@@ -60,8 +60,12 @@ ERROR_UNITS = {
 }
 NORM_UNITS = ("linear", "log", "log10")
 _SECTIONS = {"columns", "metrics", "units", "runs", "set"}
-#: Norms as loggers name them: ``norm/spectral``, ``norms/l1``, ``lognorm/fro``, ``norm.l1``.
-_NORM_TAG = re.compile(r"^(log)?norms?[/.](.+)$")
+#: Norms as loggers name them: ``norm/spectral``, ``norms/l1``, ``lognorm/fro``, ``norm.l1``;
+#: and as a Hugging Face Trainer's evaluation logs them: ``eval_lognorm_fro`` in its log
+#: history and MLflow, ``eval/lognorm_fro`` in TensorBoard and W&B.
+_NORM_TAG = re.compile(r"^(?:eval[_/](?=(?:log)?norms?_))?(log)?norms?[/._](.+)$")
+#: A PyTorch Lightning logger's version folder (``<name>/version_<N>``).
+LIGHTNING_VERSION = re.compile(r"^version_(\d+)$")
 _CANONICAL = tuple(c.name for c in COLUMNS)
 #: Canonical columns that take a unit (besides every ``norm_<name>``).
 _ERROR_COLUMNS = ("test_error", "train_error")
@@ -135,6 +139,8 @@ def suggest_template(name: str) -> str | None:
     and ``<letters><number>`` after it (``lr0.1``, ``WD0.0``) a field named by the letters.
     """
     base = Path(str(name)).name
+    if LIGHTNING_VERSION.match(base) and Path(str(name)).parent.name:
+        base = Path(str(name)).parent.name  # the logger's name, above its version folder
     parts = re.split(r"([_\-]+)", base)
     fields, out, text_fields = set(), [], ["architecture", "dataset"]
     size_at = next((i for i, part in enumerate(parts) if i % 2 == 0 and
@@ -189,8 +195,17 @@ class RunTemplate:
         self.regex = re.compile(rf"^{pattern}$")
 
     def parse(self, name: str) -> dict | None:
-        """Fields of ``name`` (numbers as int), or None if it does not match."""
-        match = self.regex.match(Path(str(name)).name) or self.regex.match(str(name))
+        """Fields of ``name`` (numbers as int), or None if it does not match.
+
+        The template is matched against the last part of the name, then the whole name;
+        a PyTorch Lightning version folder (``cnn_P1000/version_0``) is passed over, so
+        the part before it is tried too.
+        """
+        path = Path(str(name))
+        candidates = [path.name, str(name)]
+        if LIGHTNING_VERSION.match(path.name) and path.parent.name:
+            candidates.insert(1, path.parent.name)
+        match = next(filter(None, map(self.regex.match, candidates)), None)
         if not match:
             return None
         return {k: int(v) if k in ("train_size", "seed", "n_test") else v

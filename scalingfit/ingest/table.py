@@ -27,6 +27,7 @@ __all__ = [
     "Column",
     "norm_names",
     "log_norm",
+    "one_norm_convention",
     "validate",
     "missing_columns",
     "write_table",
@@ -94,6 +95,76 @@ def log_norm(table: pd.DataFrame, name: str) -> np.ndarray:
     if f"norm_{name}" in table:
         return np.log(table[f"norm_{name}"].to_numpy(float))
     raise KeyError(name)
+
+
+def one_norm_convention(table: pd.DataFrame, *, source: str = "<table>", logged=()):
+    """Hold each norm one way on every row: as ``lognorm_<name>`` wherever any row needs it.
+
+    Sources (and runs within one) differ on whether a norm is stored as a value or as its
+    natural log: the paper's ViT files hold logs, its CNN and ResNet files values; a
+    TensorBoard log may hold ``lognorm/<name>`` beside a CSV of ``norm_<name>``. Laid side
+    by side they would leave each row half empty. So where ``lognorm_<name>`` is a column
+    (or ``<name>`` is in ``logged``: other sources log it), every ``norm_<name>`` value
+    becomes its log in ``lognorm_<name>`` and ``norm_<name>`` goes: logs never need
+    exponentiating, and the values fit in float64 either way (docs/design.md §2).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Canonical names, validated or not.
+    source : str
+        For error messages.
+    logged : collection of str
+        Norm names that other tables, read beside this one, hold as logs.
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        The table, and for each converted norm the number of values converted.
+
+    Raises
+    ------
+    DataError
+        A value that has no log (zero, negative, not a number), or a row that gives both
+        a norm and its log when the two disagree.
+    """
+    converted = {}
+    for column in [c for c in table.columns if str(c).startswith("norm_")]:
+        name = column[len("norm_"):]
+        log_column = f"lognorm_{name}"
+        if log_column not in table and name not in logged:
+            continue
+        values = _numeric(table, column, source)
+        logs = (pd.to_numeric(table[log_column], errors="coerce") if log_column in table
+                else pd.Series(np.nan, index=table.index))
+        # NaN and inf stay what they are (the validator reports them, or --nan-policy
+        # omit counts them); a value with no logarithm is refused here, as the validator would
+        given = values.notna() & logs.isna()
+        bad = given & (values <= 0)
+        if bad.any():
+            row, more = _first(table, bad)
+            raise DataError(f"{_fmt(values[row])} is out of range; expected > 0{more} (this "
+                            f"table holds the norm as its log, {log_column}).", source=source,
+                            row=row, column=column, fix=_range_fix(column))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            from_values = np.log(values.where(given))
+        both = values.notna() & logs.notna() & np.isfinite(values) & np.isfinite(logs)
+        if both.any():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                differ = both & ~np.isclose(np.log(values.where(both)), logs, rtol=1e-6,
+                                            atol=1e-9)
+            if differ.any():
+                row, more = _first(table, differ)
+                raise DataError(
+                    f"{column} is {_fmt(values[row])} but {log_column} is {_fmt(logs[row])}, "
+                    f"whose exp is {_fmt(math.exp(min(logs[row], 709.0)))}{more}.",
+                    source=source, row=row, column=column,
+                    fix=f"give each row the norm one way (its natural log in {log_column}), "
+                        f"or correct the one that is wrong.")
+        table = table.drop(columns=column)
+        table[log_column] = logs.where(~given, from_values)
+        converted[name] = int(given.sum())
+    return table, converted
 
 
 #: Largest float32: TensorBoard stores scalars as float32, so a larger norm becomes inf.

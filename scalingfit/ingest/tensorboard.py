@@ -4,9 +4,13 @@ A directory holding event files is a run, named by its path under the source (as
 TensorBoard names runs); its scalar tags are the metrics and the event ``step`` is the
 step. Scalars written as ``simple_value`` (PyTorch's SummaryWriter, tensorboardX, TF1) and
 as one-element tensors of the ``scalars`` plugin (TF2's ``tf.summary.scalar``) are both
-read. Run metadata comes from the hparams plugin where a run has it (TF2's
-``hp.hparams``, PyTorch's ``add_hparams``, whose sub-directory is folded into its run),
-else from the mapping's run-name template, else from its ``set``.
+read. Two kinds of sub-directory that writers add to a run belong to it:
+``add_scalars(main_tag, {key: value})`` writes each key's series into its own folder
+(PyTorch: ``RUN/<main_tag with / as _>_<key>``, tensorboardX: ``RUN/<main_tag>/<key>``)
+under the tag ``<main_tag>``, read as the run's metric ``<main_tag>/<key>``; and
+``add_hparams`` writes a folder of hyperparameters. Run metadata comes from the hparams
+plugin where a run has it (TF2's ``hp.hparams``, PyTorch's ``add_hparams``), else from the
+mapping's run-name template, else from its ``set``.
 
 Every record's two checksums are verified (:mod:`._tfrecord`); a damaged or truncated
 record is counted in the report and every intact record around it is still read.
@@ -19,6 +23,8 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from types import SimpleNamespace
+
+import numpy as np
 
 from ..errors import DataError, require
 from ._common import RunLog, SourceReport, assemble, nothing_kept, track
@@ -72,7 +78,7 @@ def read(path, mapping: Mapping | None = None):
         ignored.update(scalars.ignored)
         decoded[directory] = (series, scalars.hparams)
 
-    runs = _fold_hparams_runs(decoded, path, report)
+    runs = _fold_hparams_runs(_fold_add_scalars(decoded, path, report), path, report)
     if ignored:
         report.notes.append("not scalars, not read: " + ", ".join(
             f"{n} {kind}" for kind, n in ignored.most_common()))
@@ -137,3 +143,60 @@ def _fold_hparams_runs(decoded: dict, root: Path, report) -> list:
         runs[directory] = (series, hparams)
     return [RunLog(_run_name(directory, root), series, dict(hparams), str(directory))
             for directory, (series, hparams) in runs.items()]
+
+
+def _fold_add_scalars(decoded: dict, root: Path, report) -> dict:
+    """Series folders written by ``add_scalars`` folded into their runs, as metrics.
+
+    ``SummaryWriter.add_scalars(main_tag, {key: value}, step)`` writes each key's values
+    through a writer of its own, into a sub-folder of the run (PyTorch: ``main_tag`` with
+    ``/`` replaced by ``_``, then ``_<key>``; tensorboardX: ``<main_tag>/<key>``), every
+    one under the tag ``main_tag``. Both writers also create the run's own event file.
+    A folder is such a series folder when an enclosing run (a directory with event
+    files, nearest first) makes every tag in it fit that relation; its series then
+    become the metrics ``<main_tag>/<key>`` of that run. A nested run directory
+    (``runs/cnn/seed0``) has tags that do not spell its folder's name, and stays a run.
+    """
+    runs = {directory: (dict(series), hparams) for directory, (series, hparams)
+            in decoded.items()}
+    folded, metrics = set(), set()
+    for directory in sorted(decoded, key=lambda d: len(d.parts)):  # enclosing runs first
+        series, hparams = decoded[directory]
+        if hparams or not series:
+            continue
+        for parent in directory.parents:
+            if parent not in runs or parent in folded:
+                continue
+            folder = directory.relative_to(parent).as_posix()
+            keys = {tag: _series_key(folder, tag) for tag in series}
+            if None in keys.values():
+                continue
+            parent_series = runs[parent][0]
+            for tag, key in keys.items():
+                metric = f"{tag}/{key}"
+                if metric in parent_series:  # also logged with add_scalar: the folder's
+                    # values come after the run's (a step in both keeps the folder's)
+                    report.notes.append(
+                        f"'{metric}' of '{_run_name(parent, root)}' is logged both in the "
+                        f"run and in its add_scalars() folder '{folder}'")
+                    steps, values = parent_series[metric]
+                    parent_series[metric] = (np.concatenate([steps, series[tag][0]]),
+                                             np.concatenate([values, series[tag][1]]))
+                else:
+                    parent_series[metric] = series[tag]
+                metrics.add(metric)
+            folded.add(directory)
+            del runs[directory]
+            break
+    if folded:
+        report.notes.append(f"{len(folded)} add_scalars() folders read as metrics of their "
+                            f"runs ({', '.join(sorted(metrics))})")
+    return runs
+
+
+def _series_key(folder: str, tag: str) -> str | None:
+    """The key of ``add_scalars(tag, {key: ...})`` that writes into ``folder``, or None."""
+    for prefix in (tag.replace("/", "_") + "_", tag + "/"):  # PyTorch, tensorboardX
+        if folder.startswith(prefix) and len(folder) > len(prefix):
+            return folder[len(prefix):]
+    return None

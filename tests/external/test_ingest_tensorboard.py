@@ -6,14 +6,16 @@ import struct
 from collections import Counter
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scalingfit.errors import DataError
-from scalingfit.ingest import load, tensorboard
+from scalingfit.ingest import _tfevent, load, tensorboard
 from scalingfit.ingest._tfevent import EventScalars
 from scalingfit.ingest._tfrecord import BAD_DATA, DAMAGED, TRUNCATED, read_records
+from scalingfit.ingest.mapping import Mapping
 
 pytest.importorskip("tensorboard")
 from tensorboard.compat.proto import (  # noqa: E402
@@ -350,42 +352,90 @@ def _reference(events):
     return sorted(out, key=lambda x: (x[0], x[1]))
 
 
-@settings(max_examples=50, deadline=None)
+def _summary(tag, value, kind):
+    """One Summary.value (as a Summary) of the kinds the property tests mix."""
+    if kind == "simple":
+        return simple(tag, value)
+    if kind == "nometa":
+        return tf2_scalar(tag, value, metadata=False)
+    return tf2_scalar(tag, value, dtype=1 if kind.endswith("32") else 2,
+                      layout="content" if kind.startswith("content") else "values")
+
+
+SCALAR_KINDS = ["simple", "content32", "content64", "val32", "val64", "nometa"]
+
+
+def decode(blobs, *, vectorised=True, batches=1):
+    """EventScalars fed serialised events, in ``batches`` buffers."""
+    scalars = EventScalars(_protos(), vectorised=vectorised)
+    for part in np.array_split(np.arange(len(blobs)), batches):
+        chosen = [blobs[i] for i in part]
+        ends = np.cumsum([len(b) for b in chosen], dtype=np.int64)
+        scalars.feed(b"".join(chosen), ends - [len(b) for b in chosen], ends)
+    return scalars
+
+
+def assert_same_scalars(fast, slow):
+    """Two EventScalars read the same series, plugins, hyperparameters and skips."""
+    fast_series, fast_skipped = fast.series()
+    slow_series, slow_skipped = slow.series()
+    assert list(fast_series) == list(slow_series)
+    for tag, (steps, values) in slow_series.items():
+        np.testing.assert_array_equal(fast_series[tag][0], steps)
+        np.testing.assert_array_equal(fast_series[tag][1], values)
+        assert fast_series[tag][1].dtype == values.dtype == np.float64
+    assert (fast.plugins, fast.hparams, fast.undecodable) == (
+        slow.plugins, slow.hparams, slow.undecodable)
+    assert (fast_skipped, fast.ignored) == (slow_skipped, slow.ignored)
+
+
+def decode_file_both_ways(path):
+    """The records of an event file decoded with numpy and with protobuf: the same."""
+    blobs = payloads_read(path, Counter())
+    fast, slow = decode(blobs), decode(blobs, vectorised=False)
+    assert_same_scalars(fast, slow)
+    assert slow.decoded_one_by_one == len(blobs)
+    return fast
+
+
+@settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(
-    st.sampled_from(["a", "test/error", "norm/l1", "x" * 200, "é/ü"]),
+    st.lists(st.tuples(st.sampled_from(["a", "test/error", "norm/l1", "x" * 200, "é/ü",
+                                        "y" * 300]),
+                       st.floats(width=32, allow_nan=False),
+                       st.sampled_from(SCALAR_KINDS)), min_size=1, max_size=4),
     st.integers(-2 ** 40, 2 ** 40),
-    st.floats(width=32, allow_nan=False),
-    st.sampled_from(["simple", "content32", "content64", "val32", "val64", "nometa",
-                     "two"])), min_size=1, max_size=30))
-def test_fast_path_and_protobuf_agree(items):
+    st.sampled_from(["scalars", "with histogram", "empty"])), min_size=1, max_size=30),
+    st.integers(1, 3))
+def test_fast_path_and_protobuf_agree(items, batches):
+    """Events of one or several values, in every scalar encoding, decoded both ways."""
     events = []
-    for tag, step, value, kind in items:
-        if kind == "simple":
-            summary = simple(tag, value)
-        elif kind == "two":
-            summary = summary_pb2.Summary(value=[
-                summary_pb2.Summary.Value(tag=tag, simple_value=value),
-                summary_pb2.Summary.Value(tag=tag + "2", simple_value=value)])
-        elif kind == "nometa":
-            summary = tf2_scalar(tag, value, metadata=False)
-        else:
-            summary = tf2_scalar(tag, value, dtype=1 if kind.endswith("32") else 2,
-                                 layout="content" if kind.startswith("content") else "values")
+    for values, step, extra in items:
+        summary = summary_pb2.Summary()
+        for tag, value, kind in values:
+            summary.value.extend(_summary(tag, value, kind).value)
+        if extra == "with histogram":  # not a scalar: the record goes through protobuf
+            summary.value.add(tag="w", histo=summary_pb2.HistogramProto(num=1))
+        elif extra == "empty":
+            summary = summary_pb2.Summary()
         events.append(event_pb2.Event(wall_time=1.0, step=step, summary=summary))
+    blobs = [e.SerializeToString() for e in events]
+    fast = decode(blobs, batches=batches)
+    slow = decode(blobs, vectorised=False, batches=batches)
+    assert_same_scalars(fast, slow)
+    assert fast.decoded_one_by_one == sum(extra == "with histogram" for *_, extra in items)
+
+    # and both agree with a plain reading of the protobuf messages, for the tags that
+    # are logged in one encoding only
     mixed = {}
-    for event in events:  # one tag with scalars and simple values both: keep it simple
+    for event in events:
         for v in event.summary.value:
             mixed.setdefault(v.tag, set()).add(v.WhichOneof("value"))
-    events = [e for e in events if all(len(mixed[v.tag]) == 1 for v in e.summary.value)]
-    blobs = [e.SerializeToString() for e in events]
-    buffer = b"".join(blobs)
-    ends = np.cumsum([len(b) for b in blobs])
-    scalars = EventScalars(_protos())
-    scalars.feed(buffer, ends - [len(b) for b in blobs], ends)
-    series, _ = scalars.series()
+    plain = [e for e in events if all(len(mixed[v.tag]) == 1 for v in e.summary.value)]
+    series, _ = decode([e.SerializeToString() for e in plain]).series()
     got = sorted(((tag, int(s), v) for tag, (steps, values) in series.items()
                   for s, v in zip(steps, values, strict=True)), key=lambda x: (x[0], x[1]))
-    expected = _reference(events)
+    expected = _reference(plain)
     assert [(t, s) for t, s, _ in got] == [(t, s) for t, s, _ in expected]
     np.testing.assert_array_equal([v for *_, v in got], [float(v) for *_, v in expected])
 
@@ -467,3 +517,208 @@ def test_missing_train_size_suggests_a_template_that_reads_the_runs(tmp_path):
     table = load(tmp_path, {"runs": {"template": template}})
     assert sorted(table["train_size"].unique()) == [100, 200]
     assert table["dataset"].unique().tolist() == ["mnist"]
+
+
+# -- add_scalars folders; events of several scalars --------------------------------------
+
+@pytest.fixture(params=["torch", "tensorboardX"])
+def summary_writer(request):
+    """The SummaryWriter class of PyTorch or of tensorboardX."""
+    module = "torch.utils.tensorboard" if request.param == "torch" else "tensorboardX"
+    return pytest.importorskip(module).SummaryWriter
+
+
+def curves(size, steps):
+    rng = np.random.default_rng(size)
+    return (rng.uniform(0.05, 0.9, len(steps)), rng.uniform(1, 1e6, len(steps)),
+            rng.uniform(0, 3, len(steps)))
+
+
+def write_runs(root, writer_class, main_tag, *, grouped, sizes=(100, 200), steps=range(0, 30, 3)):
+    """Runs of test error, norm and loss, with ``add_scalars`` (grouped) or ``add_scalar``."""
+    for size in sizes:
+        errors, norms, losses = curves(size, steps)
+        with writer_class(str(root / f"cnn_P{size}_seed0")) as writer:
+            for step, error, norm, loss in zip(steps, errors, norms, losses, strict=True):
+                if grouped:
+                    writer.add_scalars(main_tag, {"error": error, "norm": norm}, step)
+                else:
+                    writer.add_scalar(f"{main_tag}/error", error, step)
+                    writer.add_scalar(f"{main_tag}/norm", norm, step)
+                writer.add_scalar("train/loss", loss, step)
+
+
+@pytest.mark.parametrize("main_tag", ["eval", "eval/cifar10"])
+def test_add_scalars_folders_are_metrics_of_their_run(tmp_path, summary_writer, main_tag):
+    write_runs(tmp_path / "grouped", summary_writer, main_tag, grouped=True)
+    write_runs(tmp_path / "plain", summary_writer, main_tag, grouped=False)
+    folders = sorted(p.relative_to(tmp_path / "grouped").as_posix()
+                     for p in (tmp_path / "grouped").rglob("*") if p.is_dir())
+    assert f"cnn_P100_seed0/{main_tag.replace('/', '_')}_error" in folders or (
+        f"cnn_P100_seed0/{main_tag}/error" in folders)  # PyTorch's or tensorboardX's
+    mapping = {**TEMPLATE, "metrics": {"test_error": f"{main_tag}/error",
+                                       "norm_spectral_complexity": f"{main_tag}/norm"}}
+    grouped, (report,) = load(tmp_path / "grouped", mapping, return_report=True)
+    plain = load(tmp_path / "plain", mapping)
+    assert grouped["run_id"].unique().tolist() == ["cnn_P100_seed0", "cnn_P200_seed0"]
+    assert grouped["train_size"].unique().tolist() == [100, 200]  # the parent's name
+    pd.testing.assert_frame_equal(grouped.drop(columns="source"),
+                                  plain.drop(columns="source"))
+    errors, norms, _ = curves(200, range(0, 30, 3))
+    run = grouped[grouped["train_size"] == 200]
+    np.testing.assert_array_equal(run["test_error"], errors.astype(np.float32))
+    np.testing.assert_array_equal(run["norm_spectral_complexity"], norms.astype(np.float32))
+    assert (f"4 add_scalars() folders read as metrics of their runs ({main_tag}/error, "
+            f"{main_tag}/norm)") in report.line()
+    # given the run itself, the folders are its metrics too
+    alone = load(tmp_path / "grouped" / "cnn_P200_seed0", mapping)
+    pd.testing.assert_frame_equal(alone.drop(columns="source").reset_index(drop=True),
+                                  run.drop(columns="source").reset_index(drop=True))
+    # every record of the folders but the file header goes through the vectorised path
+    for path in (tmp_path / "grouped").rglob("*tfevents*"):
+        assert decode_file_both_ways(path).decoded_one_by_one == 1
+
+
+def test_add_scalars_and_add_hparams_in_one_run(tmp_path):
+    torch_tb = pytest.importorskip("torch.utils.tensorboard")
+    with torch_tb.SummaryWriter(str(tmp_path / "my-run")) as writer:
+        for step in range(3):
+            writer.add_scalars("eval", {"error": 0.5 - 0.1 * step, "norm": 1.0 + step}, step)
+        writer.add_hparams({"arch": "resnet18", "dataset": "cifar10", "P": 5000, "seed": 3},
+                           {"hparam/final_error": 0.3})
+    table, report = tensorboard.read(tmp_path, Mapping.from_dict(
+        {"metrics": {"norm_spectral": "eval/norm"}}))
+    assert table["run_id"].unique().tolist() == ["my-run"]
+    assert table["test_error"].tolist() == pytest.approx([0.5, 0.4, 0.3])
+    assert table["norm_spectral"].tolist() == [1.0, 2.0, 3.0]
+    assert (table["architecture"].unique().tolist(), table["train_size"].unique().tolist()) == (
+        ["resnet18"], [5000])
+    assert "add_hparams() output" in report.line() and "2 add_scalars() folders" in report.line()
+
+
+def test_nested_runs_are_not_taken_for_add_scalars_folders(tmp_path):
+    """Only a folder whose every tag spells its name (``<tag>_<key>``, ``<tag>/<key>``)
+    inside a run is a series of that run."""
+    both = [(s, simple("test/error", 0.5)) for s in range(2)]
+    both += [(s, simple("norm/l1", 1.0 + s)) for s in range(2)]
+    write_events(tmp_path / "cnn_P100_seed0", both)
+    write_events(tmp_path / "cnn_P100_seed0" / "cnn_P200_seed0", both)  # a run in a run
+    write_events(tmp_path / "cnn_P100_seed0" / "seed1",  # one tag, not its folder's name
+                 [(s, simple("test/error", 0.5)) for s in range(2)])
+    write_events(tmp_path / "cnn_P100_seed0" / "eval_error",  # named so, another tag
+                 [(s, simple("loss", 0.5)) for s in range(2)])
+    write_events(tmp_path / "cnn_P100_seed0" / "train_loss_x",  # one tag of two spells it
+                 [(s, simple(tag, 0.5)) for s in range(2) for tag in ("train/loss", "lr")])
+    write_events(tmp_path / "group" / "eval_error",  # no run around it: a run
+                 [(s, simple("eval", 0.5)) for s in range(2)])
+    table, report = tensorboard.read(tmp_path, Mapping.from_dict(TEMPLATE))
+    assert table["run_id"].unique().tolist() == ["cnn_P100_seed0",
+                                                 "cnn_P100_seed0/cnn_P200_seed0"]
+    assert table["train_size"].unique().tolist() == [100, 200]
+    assert report.runs_found == 6 and "add_scalars" not in report.line()
+    for run in ("cnn_P100_seed0/seed1", "cnn_P100_seed0/eval_error",
+                "cnn_P100_seed0/train_loss_x", "group/eval_error"):
+        assert f"run '{run}' has no step with" in report.line()
+
+
+def test_an_add_scalars_metric_also_logged_in_the_run(tmp_path):
+    torch_tb = pytest.importorskip("torch.utils.tensorboard")
+    with torch_tb.SummaryWriter(str(tmp_path / "cnn_P1_seed0")) as writer:
+        writer.add_scalar("eval/error", 0.9, 0)
+        writer.add_scalar("norm/l1", 1.0, 0)
+        writer.add_scalar("norm/l1", 2.0, 1)
+        writer.add_scalars("eval", {"error": 0.4}, 0)  # the same step again
+        writer.add_scalars("eval", {"error": 0.3}, 1)
+    table, (report,) = load(tmp_path, TEMPLATE, return_report=True)
+    assert table["test_error"].tolist() == pytest.approx([0.4, 0.3])
+    assert report.skipped == Counter(
+        {"values logged again at the same step (the later one kept)": 1})
+    assert "'eval/error' of 'cnn_P1_seed0' is logged both in the run and in its " \
+           "add_scalars() folder 'eval_error'" in report.line()
+
+
+def write_several_per_event(directory, steps=range(0, 40, 4)):
+    """PyTorch's SummaryWriter with one Summary of four scalars per step, in all of
+    PyTorch's scalar encodings: simple_value, and new_style float32 and float64 tensors."""
+    torch_tb = pytest.importorskip("torch.utils.tensorboard")
+    from torch.utils.tensorboard.summary import scalar
+
+    errors, norms, losses = curves(7, steps)
+    with torch_tb.SummaryWriter(str(directory)) as writer:
+        for step, error, norm, loss in zip(steps, errors, norms, losses, strict=True):
+            summary = scalar("test/error", error)
+            summary.value.extend(scalar("norm/spectral", norm, new_style=True).value)
+            summary.value.extend(scalar("train/loss", loss, new_style=True,
+                                        double_precision=True).value)
+            summary.value.extend(scalar("lr", 0.1).value)
+            writer.file_writer.add_summary(summary, step)
+    return list(steps), errors, norms, losses
+
+
+def test_events_of_several_scalars_are_read_vectorised(tmp_path):
+    steps, errors, norms, losses = write_several_per_event(tmp_path / "cnn_P10_seed0")
+    (path,) = (tmp_path / "cnn_P10_seed0").iterdir()
+    fast = decode_file_both_ways(path)
+    assert fast.decoded_one_by_one == 1  # the file header
+    assert fast.plugins == {"norm/spectral": "scalars", "train/loss": "scalars"}
+    table = load(tmp_path, TEMPLATE)
+    assert table["step"].tolist() == steps
+    np.testing.assert_array_equal(table["test_error"], errors.astype(np.float32))
+    np.testing.assert_array_equal(table["norm_spectral"], norms.astype(np.float32))
+    np.testing.assert_array_equal(table["train_loss"], losses)  # double_precision
+    assert table["lr"].tolist() == [pytest.approx(0.1)] * len(steps)
+
+
+def test_damage_in_events_of_several_scalars_is_counted(tmp_path):
+    write_several_per_event(tmp_path / "cnn_P10_seed0")
+    (path,) = (tmp_path / "cnn_P10_seed0").iterdir()
+    records = payloads_written(path)
+    blob = bytearray(path.read_bytes())
+    blob[records[4][0] + 30] ^= 0x08  # inside the data of the event of step 12
+    path.write_bytes(bytes(blob[:records[-1][0] + 20]))  # and the last one cut
+    table, (report,) = load(tmp_path, TEMPLATE, return_report=True)
+    assert table["step"].tolist() == [0, 4, 8, 16, 20, 24, 28, 32]
+    assert report.skipped == Counter({BAD_DATA: 1, TRUNCATED: 1})
+
+
+def test_a_tag_logged_twice_in_one_event_keeps_the_later_value(tmp_path):
+    twice = summary_pb2.Summary(value=[
+        summary_pb2.Summary.Value(tag="test/error", simple_value=0.9),
+        summary_pb2.Summary.Value(tag="norm/l1", simple_value=1.0),
+        summary_pb2.Summary.Value(tag="test/error", simple_value=0.4)])
+    path = write_events(tmp_path / "cnn_P1_seed0", [(0, twice), (1, twice)])
+    assert decode_file_both_ways(path).decoded_one_by_one == 1
+    table, (report,) = load(tmp_path, TEMPLATE, return_report=True)
+    assert table["test_error"].tolist() == [pytest.approx(0.4)] * 2
+    assert sum(report.skipped.values()) == 2
+
+
+def test_tags_that_hash_alike_are_still_told_apart(tmp_path, monkeypatch):
+    path = write_events(tmp_path / "cnn_P1_seed0", [
+        (s, summary_pb2.Summary(value=[simple(t, float(i + s)).value[0]
+                                       for i, t in enumerate(["test/error", "norm/l1", "a"])]))
+        for s in range(3)])
+    honest = decode_file_both_ways(path).series()[0]
+    monkeypatch.setattr(_tfevent, "_hash_rows", lambda words, length: np.zeros(len(length),
+                                                                               np.uint64))
+    colliding = decode_file_both_ways(path).series()[0]
+    assert list(colliding) == list(honest) == ["test/error", "norm/l1", "a"]
+    for tag, (_, values) in honest.items():
+        assert colliding[tag][1].tolist() == values.tolist()
+
+
+def test_a_tags_plugin_is_its_earliest_metadata_wherever_it_sits_in_an_event(tmp_path):
+    """Values are decoded slot by slot across events; the plugin is still the one of the
+    tag's first metadata in logging order, as protobuf decoding finds it."""
+    def with_plugin(tag, value, plugin):
+        summary = tf2_scalar(tag, value)
+        summary.value[0].metadata.plugin_data.plugin_name = plugin
+        return summary.value[0]
+
+    first = summary_pb2.Summary(value=[simple("test/error", 0.5).value[0],
+                                       with_plugin("norm/l1", 2.0, "scalars")])
+    later = summary_pb2.Summary(value=[with_plugin("norm/l1", 3.0, "custom")])
+    path = write_events(tmp_path / "cnn_P1_seed0", [(0, first), (1, later)])
+    fast = decode_file_both_ways(path)
+    assert fast.plugins == {"norm/l1": "scalars"} and fast.decoded_one_by_one == 1
+    assert fast.series()[0]["norm/l1"][1].tolist() == [2.0, 3.0]

@@ -150,3 +150,31 @@ def test_a_bad_output_directory_stops_the_fit_before_it_starts(tmp_path, capsys)
     assert time.perf_counter() - start < 5  # no fit was made
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and str(afile / "fit") in err
+
+
+@pytest.mark.slow
+def test_fit_example_prints_only_its_own_lines(tmp_path):
+    """What a user sees in a fresh process: the command's own lines and nothing else — no
+    other library's warning (ArviZ warns once a day as it is imported, so the cache it
+    keeps its stamp in is a fresh one here; the default sampler, as a user runs it)."""
+    import os
+    import re
+
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    env.pop("PYTHONWARNINGS", None)
+    done = subprocess.run([sys.executable, "-m", "scalingfit", "fit", "--example", "--out",
+                           str(tmp_path / "fit"), "--draws", "200", "--tune", "300",
+                           "--chains", "2"], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    # stderr: stage 1's progress and our one-line warnings; a multi-line warning of another
+    # library (its "file:line: FutureWarning:" line, its text, its source line) fails here
+    for line in done.stderr.splitlines():
+        assert re.match(r"(fitting run curves: |warning: \S)", line), done.stderr
+    groups = [f"{g.architecture} / {g.dataset}" for g in EXAMPLE_GROUPS]
+    ours = re.compile(r"(norm: \w+; posterior median|group +runs +gamma1|-{20,}$|"
+                      rf"({'|'.join(map(re.escape, groups))}) +\d+ |sampler |wrote )")
+    lines = done.stdout.splitlines()
+    assert len(lines) == 5 + len(groups), done.stdout
+    for line in lines:
+        assert ours.match(line), done.stdout

@@ -18,8 +18,8 @@ from reference_runs.sweep import read_sweep, run_sweep  # noqa: E402
 from reference_runs.train import resolve_config, train  # noqa: E402
 from scalingfit.errors import DataError, ScalingfitError, ScalingfitWarning  # noqa: E402
 from scalingfit.fitting.pipeline import fit  # noqa: E402
-from scalingfit.norms import log_spaced_steps  # noqa: E402
 from scalingfit.ingest.table import validate  # noqa: E402
+from scalingfit.norms import log_spaced_steps  # noqa: E402
 
 torch.set_num_threads(1)  # as OMP_NUM_THREADS=1 in the sweep: the same sums, the same bits
 REPO = Path(__file__).resolve().parents[2]

@@ -1,11 +1,14 @@
-"""The same 12 runs, written by five different clients, ingest to the same canonical rows.
+"""The same 12 runs, written by every client scalingfit reads, ingest to the same rows.
 
 The runs are written as TensorBoard ``simple_value`` scalars (PyTorch's SummaryWriter),
 as tensor-encoded scalars laid out as TF2's ``tf.summary.scalar`` writes them (with the
 hyperparameters in the hparams plugin), by the ``wandb`` client offline, as a W&B line
-panel CSV export, and as the paper's ``.npy`` files (``np.save`` of a dict). Each source
-gets its run metadata a different way (run-name template, hparams, W&B config, the file
-name), and they must all agree, values within float32 precision.
+panel CSV export, by the ``mlflow`` client into a file store, as a Hugging Face Trainer's
+``trainer_state.json`` (written by ``transformers.TrainerState``), by PyTorch Lightning's
+``CSVLogger``, as a canonical CSV table, and as the paper's ``.npy`` files (``np.save`` of
+a dict). Each source gets its run metadata a different way (run-name template, hparams,
+W&B config, MLflow params, Lightning's hparams.yaml, columns, the file name), and they
+must all agree, values within float32 precision.
 """
 
 from __future__ import annotations
@@ -131,6 +134,102 @@ def write_wandb_offline(root):
     subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=300)
 
 
+def _run_client(script, env=None):
+    """A client's writing script, in a subprocess (its imports and threads stay there)."""
+    payload = [(name, meta, {k: np.asarray(v).tolist() for k, v in logs.items()})
+               for name, meta, logs in runs()]
+    header = textwrap.dedent(f"""
+        import json
+        PAYLOAD = json.loads({json.dumps(json.dumps(payload))})
+        TAGS, PERCENT = {TAGS!r}, {PERCENT!r}
+        def fraction(key, value):
+            return value / 100.0 if key in PERCENT else value
+    """)
+    subprocess.run([sys.executable, "-c", header + textwrap.dedent(script)],
+                   env=dict(os.environ, **(env or {})), check=True, timeout=300)
+
+
+def write_mlflow(root):
+    """The mlflow client, offline, into a file store (mlruns/): params hold the metadata."""
+    _run_client(f"""
+        import mlflow
+        mlflow.set_tracking_uri({root.as_uri()!r})
+        mlflow.set_experiment("scaling")
+        for name, meta, logs in PAYLOAD:
+            with mlflow.start_run(run_name=name):
+                mlflow.log_params(meta)
+                for k, epoch in enumerate(logs["log_epochs"]):
+                    mlflow.log_metrics({{tag: fraction(key, logs[key][k])
+                                        for key, tag in TAGS.items()}}, step=epoch)
+    """, env={"MLFLOW_ALLOW_FILE_STORE": "true"})
+
+
+#: How a Trainer's compute_metrics would name them: the Trainer adds "eval_".
+TRAINER_KEYS = {"val_error": "eval_error", "train_error": "eval_train_error",
+                **{key: "eval_" + tag.replace("/", "_") for key, tag in TAGS.items()
+                   if tag.startswith("norm/")}}
+
+
+def write_trainer_state(root):
+    """``transformers.TrainerState`` as the Trainer saves it in its checkpoints: training
+    entries (loss, learning rate) between evaluations, an earlier checkpoint beside the
+    last; the run is its output directory's name."""
+    _run_client(f"""
+        import os
+        from transformers import TrainerState
+        KEYS = {TRAINER_KEYS!r}
+        for name, meta, logs in PAYLOAD:
+            history = []
+            for k, epoch in enumerate(logs["log_epochs"]):
+                history.append({{"loss": logs["train_loss"][k], "learning_rate": 0.1,
+                                 "grad_norm": 1.0, "epoch": float(epoch), "step": epoch}})
+                entry = {{KEYS[key]: fraction(key, logs[key][k]) for key in KEYS}}
+                history.append({{**entry, "eval_runtime": 0.5, "epoch": float(epoch),
+                                 "step": epoch}})
+            last = logs["log_epochs"][-1]
+            for step, entries in ((last // 2, history[:len(history) // 2]), (last, history)):
+                directory = os.path.join({str(root)!r}, name, f"checkpoint-{{step}}")
+                os.makedirs(directory)
+                TrainerState(global_step=step, log_history=entries).save_to_json(
+                    os.path.join(directory, "trainer_state.json"))
+    """)
+
+
+def write_lightning_csv(root):
+    """PyTorch Lightning's ``CSVLogger``: hyperparameters in hparams.yaml, the training
+    loss and the evaluation on different rows of the same step, a training row alone."""
+    _run_client(f"""
+        from lightning.pytorch.loggers import CSVLogger
+        for name, meta, logs in PAYLOAD:
+            logger = CSVLogger({str(root)!r}, name=name)
+            logger.log_hyperparams(meta)
+            logger.log_metrics({{"train_loss_step": 2.5}}, step=0)
+            for k, epoch in enumerate(logs["log_epochs"]):
+                logger.log_metrics({{"train_loss_step": logs["train_loss"][k]}}, step=epoch)
+                logger.log_metrics({{("val_error" if key == "val_error" else tag):
+                                     fraction(key, logs[key][k])
+                                     for key, tag in TAGS.items()}}, step=epoch)
+            logger.save()
+    """)
+
+
+def write_canonical_csv(root):
+    """The canonical table itself, one CSV (what NormLogger or a pandas script writes)."""
+    root.mkdir()
+    names = {"val_error": "test_error", "train_error": "train_error",
+             **{key: tag.replace("/", "_") for key, tag in TAGS.items()
+                if tag.startswith("norm/")}}
+    frames = []
+    for name, meta, logs in runs():
+        frame = pd.DataFrame({"run_id": name, "architecture": meta["architecture"],
+                              "dataset": meta["dataset"], "train_size": meta["P"],
+                              "seed": meta["seed"], "step": logs["log_epochs"]})
+        for key, column in names.items():
+            frame[column] = fraction(key, logs[key])
+        frames.append(frame)
+    pd.concat(frames).to_csv(root / "runs.csv", index=False)
+
+
 def write_wandb_panels(root):
     """Two line-panel CSV exports in W&B's documented layout (one per chart)."""
     root.mkdir()
@@ -150,14 +249,24 @@ def write_wandb_panels(root):
 
 WRITERS = {"tensorboard-simple": write_tensorboard_simple,
            "tensorboard-tf2": write_tensorboard_tf2, "wandb-offline": write_wandb_offline,
-           "wandb-panel": write_wandb_panels, "paper-npy": write_paper_npy}
+           "wandb-panel": write_wandb_panels, "mlflow": write_mlflow,
+           "trainer-state": write_trainer_state, "lightning-csv": write_lightning_csv,
+           "canonical-csv": write_canonical_csv, "paper-npy": write_paper_npy}
+#: Beside the template: metric names that are not recognised without a mapping.
+MAPPINGS = {"trainer-state": {"metrics": {"train_error": "eval_train_error"}}}
+#: Rows that carry no evaluation, counted in the report: the Trainer's training entries,
+#: Lightning's training row at step 0.
+SKIPPED = {"trainer-state": 12 * len(EPOCHS), "lightning-csv": 12}
+
+
+def mapping_for(kind):
+    return {"runs": {"template": TEMPLATE}, **MAPPINGS.get(kind, {})}
 
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
-    pytest.importorskip("tensorboard")
-    pytest.importorskip("torch")
-    pytest.importorskip("wandb")
+    for client in ("tensorboard", "torch", "wandb", "mlflow", "transformers", "lightning"):
+        pytest.importorskip(client)
     root = tmp_path_factory.mktemp("same_runs")
     for kind, write in WRITERS.items():
         write(root / kind)
@@ -169,9 +278,9 @@ def canonical(table):
     return table.astype({"train_size": "int64", "seed": "int64", "step": "int64"})
 
 
-def test_five_formats_give_the_same_rows(sources):
-    mapping = {"runs": {"template": TEMPLATE}}
-    tables = {kind: canonical(scalingfit.load(sources / kind, mapping)) for kind in WRITERS}
+def test_every_format_gives_the_same_rows(sources):
+    tables = {kind: canonical(scalingfit.load(sources / kind, mapping_for(kind)))
+              for kind in WRITERS}
     expected = tables["paper-npy"]
     assert len(expected) == 12 * len(EPOCHS)
     assert expected["run_id"].nunique() == 12
@@ -184,14 +293,17 @@ def test_five_formats_give_the_same_rows(sources):
 
 
 def test_each_format_reports_what_it_read(sources):
-    mapping = {"runs": {"template": TEMPLATE}}
     for kind in WRITERS:
-        _, reports = scalingfit.load(sources / kind, mapping, return_report=True)
+        _, reports = scalingfit.load(sources / kind, mapping_for(kind), return_report=True)
         (report,) = reports
         assert report.runs == 12 and report.rows_kept == 12 * len(EPOCHS), report.line()
-        assert report.rows_skipped == 0, report.line()
+        assert report.rows_skipped == SKIPPED.get(kind, 0), report.line()
+    mapping = mapping_for("wandb-panel")
     _, (panel,) = scalingfit.load(sources / "wandb-panel", mapping, return_report=True)
     assert "bucketed" in panel.line()
+    _, (trainer,) = scalingfit.load(sources / "trainer-state", mapping_for("trainer-state"),
+                                    return_report=True)
+    assert "training loop" in trainer.line() and "12 earlier checkpoints" in trainer.line()
 
 
 def test_the_paper_files_need_no_mapping(sources):
@@ -206,15 +318,41 @@ def test_hparams_give_the_metadata_without_a_template(sources):
     assert set(table["dataset"]) == set(DATASETS)
 
 
-def test_cli_ingests_all_five_into_one_table(sources, tmp_path, capsys):
-    mapping = tmp_path / "mapping.yaml"
-    mapping.write_text(f'runs:\n  template: "{TEMPLATE}"\n')
+def write_mapping(path, kind):
+    path.write_text(json.dumps(mapping_for(kind)))  # JSON is YAML
+    return path
+
+
+def test_cli_ingests_each_format_into_one_table(sources, tmp_path, capsys):
     out = tmp_path / "table.parquet"
     # one source only, so that run ids stay unique; then every kind in turn
     for kind in WRITERS:
+        mapping = write_mapping(tmp_path / f"{kind}.yaml", kind)
         assert main(["ingest", str(sources / kind), "--map", str(mapping), "--out",
                      str(out)]) == 0
         printed = capsys.readouterr().out
-        assert f"12 runs, {12 * len(EPOCHS)} rows kept, 0 skipped" in printed
+        skipped = SKIPPED.get(kind, 0)
+        assert f"12 runs, {12 * len(EPOCHS)} rows kept, {skipped} skipped" in printed
         assert canonical(pd.read_parquet(out)).equals(
-            canonical(scalingfit.load(sources / kind, {"runs": {"template": TEMPLATE}})))
+            canonical(scalingfit.load(sources / kind, mapping_for(kind))))
+
+
+def test_the_command_prints_only_its_own_lines(sources, tmp_path):
+    """A user's terminal: one process ingesting every format (the clients' protobufs and
+    imports included) shows the report lines and nothing from another library."""
+    calls = [["ingest", str(sources / kind), "--map",
+              str(write_mapping(tmp_path / f"{kind}.yaml", kind)), "--out",
+              str(tmp_path / f"{kind}.parquet")] for kind in WRITERS]
+    script = ("import sys\nfrom scalingfit.cli import main\n"
+              f"for argv in {calls!r}:\n    assert main(argv) == 0\n")
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))  # once-a-day notices too
+    env.pop("PYTHONWARNINGS", None)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2 * len(WRITERS), done.stdout
+    for kind, (report, wrote) in zip(WRITERS, zip(lines[::2], lines[1::2])):
+        assert report.startswith(str(sources / kind)) and " runs" in report, (kind, report)
+        assert wrote.startswith("wrote "), (kind, wrote)

@@ -11,9 +11,9 @@ torch = pytest.importorskip("torch")
 
 from reference_runs.__main__ import main  # noqa: E402
 from reference_runs.perceptron import PerceptronConfig, log_steps, simulate  # noqa: E402
-from scalingfit.theory import perceptron as theory  # noqa: E402
 from scalingfit.errors import ScalingfitError  # noqa: E402
 from scalingfit.ingest.table import validate  # noqa: E402
+from scalingfit.theory import perceptron as theory  # noqa: E402
 
 
 def _small(**overrides):

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from scalingfit.cli import main
 from scalingfit.checking.prediction import chance_errors, predict
+from scalingfit.cli import main
 from scalingfit.fitting.result import FitResult
 
 pytestmark = pytest.mark.slow

@@ -1,15 +1,23 @@
-"""reference_runs.data: tiny files in the real on-disk formats, and a malicious pickle."""
+"""reference_runs.data: tiny files in the real on-disk formats (torchvision's layout), a
+malicious pickle, missing files, failed downloads, and training on the files end to end."""
 
 import gzip
 import os
 import pickle
 import struct
+import sys
 
 import numpy as np
 import pytest
 
 from reference_runs import data
 from scalingfit.errors import DataError
+
+
+@pytest.fixture
+def torchvision():
+    """MNIST and CIFAR go through torchvision (the torch extra)."""
+    return pytest.importorskip("torchvision")
 
 
 class Py2Pickler(pickle._Pickler):
@@ -44,7 +52,7 @@ def random_images(rng, n):
     return rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
 
 
-def test_cifar10_reads_the_real_batch_format(tmp_path):
+def test_cifar10_reads_the_real_batch_format(tmp_path, torchvision):
     rng = np.random.default_rng(0)
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
@@ -62,7 +70,7 @@ def test_cifar10_reads_the_real_batch_format(tmp_path):
     assert loaded.mean == pytest.approx(tuple((train_images / 255).mean(axis=(0, 2, 3))))
 
 
-def test_cifar100_uses_fine_labels(tmp_path):
+def test_cifar100_uses_fine_labels(tmp_path, torchvision):
     rng = np.random.default_rng(1)
     folder = tmp_path / "cifar-100-python"
     folder.mkdir()
@@ -89,19 +97,37 @@ class Exploit:
         return (os.system, (f"touch {self.target}",))
 
 
-def test_a_malicious_pickle_is_refused_and_runs_nothing(tmp_path):
+@pytest.mark.parametrize("payload", ["data", "labels", "whole"])
+def test_a_malicious_pickle_is_refused_and_runs_nothing(tmp_path, torchvision, payload):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     marker = tmp_path / "pwned"
+    batch = {b"data": random_images(np.random.default_rng(6), 1).reshape(1, -1),
+             b"labels": [0]}
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         with open(folder / name, "wb") as f:
-            pickle.dump({b"data": Exploit(marker), b"labels": [0]}, f, protocol=2)
-    with pytest.raises(DataError, match="refusing to load 'posix.system'|refusing to load"):
+            if payload == "whole":
+                pickle.dump(Exploit(marker), f, protocol=2)
+            else:
+                pickle.dump({**batch, payload.encode(): Exploit(marker)}, f, protocol=2)
+    with pytest.raises(DataError, match="refused to load: its pickle calls "
+                                        "'posix.system'.*nothing in it was run") as err:
         data.load("cifar10", tmp_path)
+    assert "data_batch_1" in str(err.value) and "\n" not in str(err.value)
     assert not marker.exists()
 
 
-def test_missing_cifar_files_are_named(tmp_path):
+def test_the_same_file_would_run_code_under_plain_pickle(tmp_path):
+    """The check above is not vacuous: pickle.load, as torchvision uses it, runs the payload."""
+    marker = tmp_path / "pwned"
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": Exploit(marker)}, protocol=2))
+    with open(path, "rb") as f:
+        pickle.load(f, encoding="latin1")
+    assert marker.exists()
+
+
+def test_missing_cifar_files_are_named(tmp_path, torchvision):
     (tmp_path / "cifar-10-batches-py").mkdir()
     with pytest.raises(DataError) as err:
         data.load("cifar10", tmp_path)
@@ -119,32 +145,71 @@ def write_idx(path, array, compress=False):
     path.write_bytes(raw)
 
 
-@pytest.mark.parametrize("compress", [False, True], ids=["raw", "gz"])
-def test_mnist_reads_idx_files(tmp_path, compress):
-    rng = np.random.default_rng(3)
-    raw = tmp_path / "MNIST" / "raw"
+MNIST_STEMS = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
+               "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
+
+
+def write_mnist(root, rng, n_train=5, n_test=3, compress=False):
+    raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    arrays = {"train_x": rng.integers(0, 256, (5, 28, 28)), "train_y": rng.integers(0, 10, 5),
-              "test_x": rng.integers(0, 256, (3, 28, 28)), "test_y": rng.integers(0, 10, 3)}
-    for key, stem in data.MNIST_FILES.items():
+    arrays = {"train_x": rng.integers(0, 256, (n_train, 28, 28)),
+              "train_y": rng.integers(0, 10, n_train),
+              "test_x": rng.integers(0, 256, (n_test, 28, 28)),
+              "test_y": rng.integers(0, 10, n_test)}
+    for key, stem in MNIST_STEMS.items():
         write_idx(raw / stem, arrays[key], compress)
+    return arrays
+
+
+def test_mnist_reads_idx_files_through_torchvision(tmp_path, torchvision):
+    arrays = write_mnist(tmp_path, np.random.default_rng(3))
     loaded = data.load("mnist", tmp_path)
     np.testing.assert_array_equal(loaded.train_x[:, 0], arrays["train_x"])
     np.testing.assert_array_equal(loaded.test_y, arrays["test_y"])
+    assert loaded.train_x.dtype == np.uint8 and loaded.train_y.dtype == np.int64
     assert loaded.shape == (1, 28, 28) and loaded.scale == 255
 
 
-def test_a_truncated_idx_file_is_reported(tmp_path):
-    path = tmp_path / "train-images-idx3-ubyte"
-    write_idx(path, np.zeros((4, 28, 28)))
-    path.write_bytes(path.read_bytes()[:-10])
-    with pytest.raises(DataError, match="truncated"):
-        data.read_idx(path)
-
-
-def test_missing_mnist_files_are_named(tmp_path):
-    with pytest.raises(DataError, match="train-images-idx3-ubyte.*t10k-labels-idx1-ubyte"):
+def test_gz_files_alone_are_missing_files(tmp_path, torchvision):
+    # torchvision reads the unpacked files; --download would unpack official .gz files
+    write_mnist(tmp_path, np.random.default_rng(4), compress=True)
+    with pytest.raises(DataError, match="missing train-images-idx3-ubyte.*--download"):
         data.load("mnist", tmp_path)
+
+
+def test_a_truncated_idx_file_is_a_one_line_error(tmp_path, torchvision):
+    write_mnist(tmp_path, np.random.default_rng(5))
+    path = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(DataError, match="not readable as MNIST IDX files") as err:
+        data.load("mnist", tmp_path)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_mnist_files_are_named(tmp_path, torchvision):
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.*t10k-labels-idx1-ubyte"
+                                        ".*MNIST/raw.*--download"):
+        data.load("mnist", tmp_path)
+
+
+def test_without_torchvision_the_message_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", None)
+    with pytest.raises(ImportError, match=r"pip install 'scalingfit\[torch\]'"):
+        data.load("cifar10", tmp_path)
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10", "cifar100"])
+def test_a_failed_download_is_a_one_line_error(tmp_path, monkeypatch, torchvision, name):
+    # a real connection that fails at once: nothing listens on the discard port
+    datasets = torchvision.datasets
+    if name == "mnist":
+        monkeypatch.setattr(datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    else:
+        dataset = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+        monkeypatch.setattr(dataset, "url", "http://127.0.0.1:9/archive.tar.gz")
+    with pytest.raises(DataError, match="downloading (MNIST|CIFAR-10+) into .* failed") as err:
+        data.load(name, tmp_path, download=True)
+    assert "\n" not in str(err.value) and "Fix: check the network" in str(err.value)
 
 
 def test_digits_is_bundled_and_split_fixed():
@@ -163,3 +228,25 @@ def test_train_subset_is_drawn_by_seed():
     assert len(set(a)) == 10 and not np.array_equal(a, c)
     with pytest.raises(DataError, match="between 1 and 100"):
         data.draw_train_subset(100, 101, 0)
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+def test_train_runs_on_the_files_end_to_end(tmp_path, torchvision, name):
+    from reference_runs.train import resolve_config, train
+
+    rng = np.random.default_rng(7)
+    if name == "mnist":
+        write_mnist(tmp_path, rng, n_train=24, n_test=10)
+    else:
+        folder = tmp_path / "cifar-10-batches-py"
+        folder.mkdir()
+        for batch in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            write_cifar_batch(folder / batch, random_images(rng, 5), rng.integers(0, 10, 5))
+    config = resolve_config(overrides={
+        "arch": "cnn", "dataset": name, "data_root": str(tmp_path), "train_size": 16,
+        "seeds": [0, 1], "epochs": 2, "batch_size": 8, "device": "cpu",
+        "model": {"channels": [4], "hidden": [8]}, "out": str(tmp_path / "run.csv")})
+    table = train(config, log=lambda line: None)
+    assert len(table) == 2 * 3 and (table["dataset"] == name).all()
+    assert (table["n_test"] == (10 if name == "mnist" else 5)).all()
+    assert table.filter(like="lognorm_").notna().all().all()

@@ -183,3 +183,38 @@ def test_damaged_pickles_are_clear_errors(tmp_path_factory, data):
         load(path)
     except DataError as err:
         assert "\n" not in str(err)
+
+
+# -- one norm convention per table (issue 13, item 5) ----------------------------------
+
+def mixed_folder(root):
+    """CNN and ResNet runs store norms as values, ViT runs as natural logs."""
+    for model, scale in (("CNN", 1.0), ("ResNet18", 2.0), ("ViT", 3.0)):
+        for size in (1000, 2000):
+            np.save(root / f"{model}_CIFAR10_P{size}_seed0_WD0.0.npy",
+                    logs(scale * size / 1000, norms_as_logs=model == "ViT"))
+
+
+@pytest.mark.parametrize("mapping", [None, {"set": {"n_test": 10000}}])
+def test_cnn_resnet_and_vit_files_read_into_one_table(tmp_path, mapping):
+    mixed_folder(tmp_path)
+    table, (report,) = load(tmp_path, mapping, return_report=True)
+    assert table["run_id"].nunique() == 6 and len(table) == 6 * len(EPOCHS)
+    norms = [c for c in table if "norm_" in c]
+    assert norms == ["lognorm_spectral_complexity", "lognorm_spectral_product",
+                     "lognorm_l1", "lognorm_frobenius", "lognorm_group21"]
+    assert not table[norms].isna().any().any()
+    for model, scale in (("CNN", 1.0), ("ResNet18", 2.0), ("ViT", 3.0)):
+        rows = table[(table["architecture"] == model) & (table["train_size"] == 2000)]
+        expected = np.log(logs(scale * 2)["model_norm"])
+        np.testing.assert_allclose(rows["lognorm_spectral_complexity"], expected, rtol=1e-12)
+    assert ("norm_spectral_complexity stored as lognorm_spectral_complexity (its natural "
+            f"log, {4 * len(EPOCHS)} values), as other runs of this source log it"
+            in report.line())
+
+
+def test_the_mixed_folder_reads_on_the_command_line(tmp_path, capsys):
+    mixed_folder(tmp_path)
+    out = tmp_path / "table.csv"
+    assert main(["ingest", str(tmp_path), "--out", str(out)]) == 0
+    assert "6 runs" in capsys.readouterr().out
