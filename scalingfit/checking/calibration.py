@@ -11,7 +11,8 @@ logged norms:
 - per group: the laws of the optima (``κ, γ2, ν``), their run-level scatter
   (``σ_x, σ_y, ρ_run``) and size-level scatter (``ω_x, ω_y, ρ_size``) and the
   **envelope** — stage 1's log slopes corrected for the draw's shape error through
-  ``slope_loading``; law 1's true exponent is that envelope's mean slope between the true
+  ``slope_loading``, and beyond the last run still on it, its drift
+  (:class:`TrueEnvelope`); law 1's true exponent is that envelope's mean slope between the true
   law-2 optima (:func:`~scalingfit.fitting.likelihood.envelope_slope`, the model's own
   definition). The chance plateau, its sharpness, the departures' sharpness ``s`` and the
   extra noise ``σ0`` are stage 1's;
@@ -95,6 +96,7 @@ from ..progress import Progress
 from .verdict import TOLERANCE, delta_parts, verdict
 
 __all__ = ["calibrate", "CalibrationResult", "posterior_draw", "with_scenario", "truth_of",
+           "TrueEnvelope", "true_envelopes",
            "simulate_from_fit", "departure_through", "interval_hits", "truth_rank",
            "rank_test", "share", "calibration_table", "SCENARIOS", "QUANTITIES", "OFFSETS",
            "RANK_DRAWS", "RATIO_RANGE", "DEFINITIONS"]
@@ -150,12 +152,18 @@ DEFINITIONS = {
 
 # ----------------------------------------------------------------- the truth of a replicate
 def posterior_draw(result, sample: int) -> dict[str, np.ndarray]:
-    """One posterior draw of the fit's stage-2 parameters (:data:`PARAMS`), per group, with
-    law 1's exponent ``gamma1`` of that draw's envelope and ``gamma_pred``."""
+    """One posterior draw of the fit's stage-2 parameters (:data:`PARAMS` and
+    ``envelope_drift``), per group, with law 1's exponent ``gamma1`` of that draw's envelope
+    and ``gamma_pred``."""
     draw = {name: np.asarray(result.draws(name)[sample], float) for name in PARAMS}
+    # the envelope's drift beyond the last run still on it (zero in fits made before it)
+    draw["envelope_drift"] = (np.asarray(result.draws("envelope_drift")[sample], float)
+                              if "envelope_drift" in result.idata.posterior
+                              else np.zeros_like(draw["gamma2"]))
     data = result.run_estimates()
     draw["gamma1"] = np.asarray(envelope_slope(data, draw["kappa"], draw["gamma2"],
-                                               draw["shape_error"]), float)
+                                               draw["shape_error"], draw["envelope_drift"]),
+                                float)
     draw["gamma_pred"] = draw["gamma1"] * draw["gamma2"]
     return draw
 
@@ -260,11 +268,11 @@ def _run_curves(draw, data, groups, rng, offsets="heights"):
     mean = np.column_stack(laws_mean(draw, data.x_scale, g, data.ell))
     a, x_star, y_star = (mean + size[data.level] + run).T
 
-    log_slopes = _true_log_slopes(draw, data)[g]
-    knots = np.stack([groups[k].knots for k in g])
-    width = np.array([groups[k].width for k in g])[:, None]
-    level = envelope(x_star, log_slopes, knots, width)
-    slope = -envelope(x_star, log_slopes, knots, width, derivative=True)
+    envelopes = true_envelopes(draw, data)
+    level, slope = np.empty(len(g)), np.empty(len(g))
+    for k, env in enumerate(envelopes):
+        mine = g == k
+        level[mine], slope[mine] = env(x_star[mine]), -env.slope(x_star[mine])
     log_c = np.array([groups[k].log_chance for k in g])
     h_cap = np.array([groups[k].plateau_sharpness for k in g])
     sharpness = np.array([groups[k].sharpness for k in g])
@@ -285,7 +293,7 @@ def _run_curves(draw, data, groups, rng, offsets="heights"):
         a, height = a - moved, height + moved
     d, b = departure_through(slope, height, sharpness, x_star)
     return {"a": a, "x_star": x_star, "y_star": y_star, "departure": d, "rise": b,
-            "sharpness": sharpness, "offset_moved": -moved}, log_slopes, knots, width
+            "sharpness": sharpness, "offset_moved": -moved}, envelopes
 
 
 def _fit_ratios(data, groups) -> list[np.ndarray]:
@@ -310,11 +318,53 @@ def _fit_ratios(data, groups) -> list[np.ndarray]:
             for k in range(len(groups))]
 
 
-def _true_log_slopes(draw, data):
-    """The draw's envelope: stage 1's log slopes corrected for its shape error ``u`` (stage 1
-    estimated ``θ + S u``), as :func:`~scalingfit.fitting.likelihood.envelope_slope` reads
-    γ1 off it (a test holds the two together)."""
-    return data.log_slopes - (data.slope_loading * draw["shape_error"][:, None, :]).sum(-1)
+@dataclass
+class TrueEnvelope:
+    """A group's true envelope in a draw, as
+    :func:`~scalingfit.fitting.likelihood.envelope_slope` reads γ1 off it (a test holds the
+    two together): stage 1's log slopes ``θ`` corrected for the draw's shape error ``u``
+    (stage 1 estimated ``θ + S u``), and beyond the last knot, where stage 1 continues it
+    straight, a slope multiplied by ``exp(η·b(x)/L)`` (``η`` the draw's ``envelope_drift``,
+    ``b(x) = w·softplus((x − t_K)/w)``, ``L`` a segment's length). Call it for ``E(x)``."""
+
+    log_slopes: np.ndarray
+    knots: np.ndarray
+    width: float
+    drift: float = 0.0
+
+    def _factor(self, x):
+        beyond = self.width * np.logaddexp(0.0, (x - self.knots[-1]) / self.width)
+        return np.exp(self.drift * beyond / (self.knots[1] - self.knots[0]))
+
+    def slope(self, x):
+        """``E'(x)``."""
+        x = np.asarray(x, float)
+        base = envelope(x, self.log_slopes, self.knots, self.width, derivative=True)
+        return base * self._factor(x)
+
+    def __call__(self, x):
+        x = np.asarray(x, float)
+        value = envelope(x, self.log_slopes, self.knots, self.width)
+        if self.drift == 0 or x.size == 0:
+            return value
+        # the drift's extra fall, ∫ E'·(factor − 1) from where it is nil (40 widths below
+        # the last knot: factor − 1 < 1e-17) to x, by the trapezoid rule on a fine grid
+        start = self.knots[-1] - 40 * self.width
+        grid = np.linspace(start, max(float(x.max()), start), 4001)
+        extra = (envelope(grid, self.log_slopes, self.knots, self.width, derivative=True)
+                 * (self._factor(grid) - 1))
+        total = np.concatenate([[0.0], np.cumsum(0.5 * (extra[1:] + extra[:-1])
+                                                 * np.diff(grid))])
+        return value + np.interp(x, grid, total, left=0.0)
+
+
+def true_envelopes(draw, data) -> list[TrueEnvelope]:
+    """Each group's :class:`TrueEnvelope` in a draw."""
+    log_slopes = (data.log_slopes
+                  - (data.slope_loading * draw["shape_error"][:, None, :]).sum(-1))
+    drift = draw.get("envelope_drift", np.zeros(len(log_slopes)))
+    return [TrueEnvelope(log_slopes[k], data.knots[k], float(data.width[k]), float(drift[k]))
+            for k in range(len(log_slopes))]
 
 
 # ----------------------------------------------------------------- a simulated table
@@ -361,7 +411,7 @@ def simulate_from_fit(result, draw: dict, *, rng, noise: bool = True,
     groups = _groups(result)
     names = result.group_names
     c = result.idata.constant_data
-    truth, log_slopes, knots, width = _run_curves(draw, data, groups, rng, offsets)
+    truth, envelopes = _run_curves(draw, data, groups, rng, offsets)
 
     # where each row is: its run (among stage 2's, or excluded, or neither) and its group
     x_raw = log_norm(table, norm)
@@ -395,13 +445,13 @@ def simulate_from_fit(result, draw: dict, *, rng, noise: bool = True,
             continue
         r = fitted[run_id]
         x = x + truth["x_star"][r] - reference[r]
-        f = (envelope(x, log_slopes[r], knots[r], width[r, 0]) + truth["a"][r]
+        env = envelopes[data.group[r]]
+        f = (env(x) + truth["a"][r]
              + departure(x, truth["departure"][r], truth["rise"][r], truth["sharpness"][r]))
         y_new[rows] = cap(f, grp.log_chance, grp.plateau_sharpness)
         x_new[rows] = x * grp.x_scale + grp.x_center
         censored[r] = truth["x_star"][r] > x.max()
-        elsewhere[r] = _lower_elsewhere(truth, r, log_slopes[r], knots[r], width[r, 0],
-                                        x.min(), x.max())
+        elsewhere[r] = _lower_elsewhere(truth, r, env, x.min(), x.max())
 
     out = table.copy()
     simulated = np.isfinite(y_new)
@@ -438,13 +488,13 @@ def simulate_from_fit(result, draw: dict, *, rng, noise: bool = True,
     return out, pd.concat([runs, excluded], ignore_index=True) if len(excluded) else runs
 
 
-def _lower_elsewhere(truth, r, log_slopes, knots, width, low, high, points=512) -> bool:
+def _lower_elsewhere(truth, r, env, low, high, points=512) -> bool:
     """Whether run ``r``'s curve goes lower somewhere in ``[low, high]`` than at its
     optimum (by more than 1e-6 in log error)."""
     x = np.linspace(low, high, points)
 
     def curve(x):
-        return (envelope(x, log_slopes, knots, width) + truth["a"][r]
+        return (env(x) + truth["a"][r]
                 + departure(x, truth["departure"][r], truth["rise"][r], truth["sharpness"][r]))
 
     return bool(curve(x).min() < curve(np.array([truth["x_star"][r]]))[0] - 1e-6)

@@ -30,9 +30,10 @@ log–log coordinates (``x`` the standardised log norm, ``y = log ε``),
   depart is a property of the task that may drift with P (less overfitting with more data):
   ``log b_r ~ N(μ_b + β_b ℓ_r, `` :data:`DEPARTURE_SD` ``)`` with ``ℓ_r`` the run's centred
   log P (a trend in the sharpness ``s`` as well was tried: it trades against the
-  envelope's slope, and γ1 strayed by up to 35 % on curves of one power law). Runs that depart early, where larger runs still show the envelope, so teach the
-  fit how the others leave it: without this the envelope near the largest P's optima,
-  where no run is on it any more, would trade its slope against the departure's onset;
+  envelope's slope, and γ1 strayed by up to 35 % on curves of one power law). Runs that
+  depart early, where larger runs still show the envelope, so teach the fit how the others
+  leave it: without this the envelope near the largest P's optima, where no run is on it
+  any more, would trade its slope against the departure's onset;
 - **the chance plateau** ``c`` caps every curve softly (sharpness ``h``): a run cannot do
   worse than guessing.
 
@@ -97,7 +98,6 @@ DIP_DEPTH = 0.1
 #: A run still follows the envelope until this many departure lengths ``1/s`` before its
 #: departure's centre ``d``; beyond the last such point the envelope goes on straight.
 ON_ENVELOPE = 1.0
-NO_SECOND = False
 #: A run with fewer of its points than this inside their 90 % predictive interval is one its
 #: fitted curve does not describe: flagged ``misfit``.
 RUN_COVERAGE_MIN = 0.7
@@ -423,7 +423,7 @@ def fit_run_curves(data: GroupCurves, *, passes: int = 3) -> RunCurves:
     params, *_ = _reweighted_fit(model, params, log_c_low, passes=1)
     # then with the envelope free only where runs still on it show it, straight beyond
     top = _last_shown(model, params)
-    if top < model.knots[-1] - 1e-6 and not NO_SECOND:
+    if top < model.knots[-1] - 1e-6:
         previous, model = model, _Model(data, keep, top)
         params = params.copy()
         params[model.shared][:SEGMENTS] = _resample_slopes(previous, params, model.knots)

@@ -24,9 +24,9 @@ from matplotlib.figure import Figure
 from ..checking.verdict import TOLERANCE, delta_parts
 from ..fitting.laws import cap, envelope
 from ..fitting.likelihood import PARAMS, laws_mean
-from ..fitting.run_curves import RUN_COVERAGE_MIN
 from ..fitting.predictive import predictive_estimates
 from ..fitting.result import describe
+from ..fitting.run_curves import RUN_COVERAGE_MIN
 from ..ingest.table import log_norm
 from .text import exponent_text, percent
 

@@ -172,9 +172,10 @@ def test_fit_example_prints_only_its_own_lines(tmp_path):
     for line in done.stderr.splitlines():
         assert re.match(r"(fitting run curves: |warning: \S)", line), done.stderr
     groups = [f"{g.architecture} / {g.dataset}" for g in EXAMPLE_GROUPS]
+    names = "|".join(map(re.escape, groups))
     ours = re.compile(r"(norm: \w+; posterior median|group +runs +gamma1|-{20,}$|"
-                      rf"({'|'.join(map(re.escape, groups))}) +\d+ |sampler |wrote )")
+                      rf"({names}) +\d+ |runs \(shape|({names}): \d+ runs|sampler |wrote |$)")
     lines = done.stdout.splitlines()
-    assert len(lines) == 5 + len(groups), done.stdout
+    assert len(lines) == 7 + 2 * len(groups), done.stdout
     for line in lines:
         assert ours.match(line), done.stdout

@@ -17,13 +17,13 @@ from scalingfit.checking.calibration import (
     RANK_DRAWS,
     RATIO_RANGE,
     CalibrationResult,
-    _true_log_slopes,
     departure_through,
     interval_hits,
     posterior_draw,
     rank_test,
     share,
     simulate_from_fit,
+    true_envelopes,
     truth_of,
     truth_rank,
     with_scenario,
@@ -187,25 +187,27 @@ def test_the_scenarios_set_delta(hand_fit):
 
 def test_the_simulated_envelope_is_the_one_gamma1_is_read_off(hand_fit):
     """γ1's truth (the model's envelope_slope) and the envelope the runs are drawn on are
-    one: with a shape error that moves the slopes, the simulated envelope's chord between
-    the law-2 optima is the truth's γ1 (and not that of the envelope moved the other way)."""
+    one: with a shape error that moves the slopes and a drift beyond the last knot (placed
+    mid-way along the optima's stretch), the simulated envelope's chord between the law-2
+    optima is the truth's γ1 — and not with either of them the other way round."""
     rng = np.random.default_rng(0)
-    data = replace(hand_fit.run_estimates(),
-                   slope_loading=rng.normal(0, 0.2, hand_fit.run_estimates().slope_loading.shape))
+    data = hand_fit.run_estimates()
     draw = posterior_draw(hand_fit, 0)
+    lo, hi = draw["kappa"] + draw["gamma2"] / data.x_scale * data.ell_range.T
+    data = replace(data, slope_loading=rng.normal(0, 0.2, data.slope_loading.shape),
+                   knots=data.knots - (data.knots[:, -1] - (lo + hi) / 2)[:, None])
     draw["shape_error"] = np.full_like(draw["shape_error"], 1.5)
-    gamma1 = envelope_slope(data, draw["kappa"], draw["gamma2"], draw["shape_error"])
+    draw["envelope_drift"] = np.full_like(draw["gamma2"], 0.3)
 
-    def chord(log_slopes):
-        lo, hi = draw["kappa"] + draw["gamma2"] / data.x_scale * data.ell_range.T
-        rise = (envelope(hi, log_slopes, data.knots, data.width)
-                - envelope(lo, log_slopes, data.knots, data.width))
-        return -rise / (hi - lo) / data.x_scale
+    def chord(draw):
+        (env,) = true_envelopes(draw, data)
+        return -(env(hi) - env(lo)) / (hi - lo) / data.x_scale
 
-    simulated = chord(_true_log_slopes(draw, data))
-    np.testing.assert_allclose(simulated, gamma1, rtol=1e-3)
-    mirrored = chord(2 * data.log_slopes - _true_log_slopes(draw, data))
-    assert np.all(np.abs(mirrored / gamma1 - 1) > 0.01)
+    gamma1 = envelope_slope(data, draw["kappa"], draw["gamma2"], draw["shape_error"],
+                            draw["envelope_drift"])
+    np.testing.assert_allclose(chord(draw), gamma1, rtol=1e-3)
+    for name in ("shape_error", "envelope_drift"):
+        assert np.all(np.abs(chord({**draw, name: -draw[name]}) / gamma1 - 1) > 0.01)
 
 
 # ----------------------------------------------------------------- the arithmetic
