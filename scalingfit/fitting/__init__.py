@@ -3,8 +3,8 @@
 
 In the order data flows: :mod:`.groups` (the table in fitting units), :mod:`.run_curves`
 (stage 1), :mod:`.likelihood` (stage 2's likelihood, numpy or PyTensor), :mod:`.model`
-(stage 2 in PyMC) and :mod:`.full_model` (the point-level reference), :mod:`.sampling`,
-:mod:`.result`, and :mod:`.pipeline` (:func:`scalingfit.fit`, which runs them all).
+(stage 2 in PyMC), :mod:`.sampling`, :mod:`.result`, and :mod:`.pipeline`
+(:func:`scalingfit.fit`, which runs them all).
 :mod:`.laws` holds the curve as pure functions; :mod:`.simulation` draws tables from it.
-Only :mod:`.model`, :mod:`.full_model` and :mod:`.sampling` import PyMC.
+Only :mod:`.model` and :mod:`.sampling` import PyMC.
 """

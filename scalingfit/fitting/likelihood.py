@@ -191,7 +191,9 @@ def level_loglik(data: RunEstimates, p: dict, *, at_end: str = "optimum", xp=np)
     censored = data.censored if at_end == "bound" else np.zeros_like(data.censored)
     seen = (~censored).astype(float)
     n_levels = data.level.max() + 1
-    indicator = (data.level[None, :] == np.arange(n_levels)[:, None]) * seen[None, :]
+
+    def per_level(values):  # over the runs with an optimum (all, at_end="optimum")
+        return _level_sum(values * seen, data.level, n_levels, xp)
 
     d = data.z - mean
     cov = data.cov
@@ -205,20 +207,20 @@ def level_loglik(data: RunEstimates, p: dict, *, at_end: str = "optimum", xp=np)
     # Woodbury with the size level's loadings A = [c1 c2 c3]:
     # c1 = (ω_a, 0, 0), c2 = (0, ω_x, ρ ω_y), c3 = (0, 0, ω_y √(1 − ρ²))
     a32, a33 = rho_size * omega_y, omega_y * xp.sqrt(1 - rho_size**2)
-    m = [[1 + xp.dot(indicator, omega_a**2 * w[0][0]),
-          xp.dot(indicator, omega_a * (omega_x * w[0][1] + a32 * w[0][2])),
-          xp.dot(indicator, omega_a * a33 * w[0][2])],
+    m = [[1 + per_level(omega_a**2 * w[0][0]),
+          per_level(omega_a * (omega_x * w[0][1] + a32 * w[0][2])),
+          per_level(omega_a * a33 * w[0][2])],
          [None,
-          1 + xp.dot(indicator, omega_x**2 * w[1][1] + 2 * omega_x * a32 * w[1][2]
-                     + a32**2 * w[2][2]),
-          xp.dot(indicator, a33 * (omega_x * w[1][2] + a32 * w[2][2]))],
-         [None, None, 1 + xp.dot(indicator, a33**2 * w[2][2])]]
+          1 + per_level(omega_x**2 * w[1][1] + 2 * omega_x * a32 * w[1][2]
+                        + a32**2 * w[2][2]),
+          per_level(a33 * (omega_x * w[1][2] + a32 * w[2][2]))],
+         [None, None, 1 + per_level(a33**2 * w[2][2])]]
     m[1][0], m[2][0], m[2][1] = m[0][1], m[0][2], m[1][2]
-    b = [xp.dot(indicator, omega_a * wd[0]),
-         xp.dot(indicator, omega_x * wd[1] + a32 * wd[2]),
-         xp.dot(indicator, a33 * wd[2])]
+    b = [per_level(omega_a * wd[0]),
+         per_level(omega_x * wd[1] + a32 * wd[2]),
+         per_level(a33 * wd[2])]
     m_inv, det_m = _inverse3(m)
-    level = (xp.dot(indicator, per_run)
+    level = (per_level(per_run)
              + 0.5 * sum(b[i] * m_inv[i][j] * b[j] for i in range(3) for j in range(3))
              - 0.5 * xp.log(det_m))
 
@@ -230,9 +232,17 @@ def level_loglik(data: RunEstimates, p: dict, *, at_end: str = "optimum", xp=np)
         term = (_normal_logpdf(data.z[k, 0], mean[k, 0], offset_sd, xp)
                 + _normal_logsf(data.x_last[k], mean[k, 1], x_sd, xp)      # x* ≥ x_last
                 + _normal_logcdf(data.y_last[k], mean[k, 2], y_sd, xp))    # y* ≤ y_last
-        level = level + xp.dot((data.level[k][None, :] == np.arange(n_levels)[:, None])
-                               .astype(float), term)
+        level = level + _level_sum(term, data.level[k], n_levels, xp)
     return level
+
+
+def _level_sum(values, level, n_levels, xp):
+    """Per (group, P) level, the sum of its runs' values: a scatter-add, whose gradient is a
+    gather. (Products with a dense level-by-run indicator matrix made the gradient of the
+    768-run speed benchmark 2.6 times slower.)"""
+    if xp is np:
+        return np.bincount(level, weights=values, minlength=n_levels)
+    return xp.inc_subtensor(xp.zeros(n_levels)[level], values)
 
 
 def _inverse3(c):
