@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import arviz as az
@@ -58,10 +59,17 @@ def sample(model: pm.Model, *, sampler=None, draws=None, tune=None, chains=None,
                               seed=seed, progress_bar=progress, target_accept=target_accept,
                               save_warmup=False)
     else:
-        with model:
-            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores,
-                              random_seed=seed, progressbar=progress,
-                              target_accept=target_accept, compute_convergence_checks=False)
+        logger = logging.getLogger("pymc")  # its "Initializing NUTS ..." lines are progress
+        level = logger.level
+        if not progress:
+            logger.setLevel(logging.WARNING)
+        try:
+            with model:
+                idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores,
+                                  random_seed=seed, progressbar=progress,
+                                  target_accept=target_accept, compute_convergence_checks=False)
+        finally:
+            logger.setLevel(level)
     return idata
 
 
