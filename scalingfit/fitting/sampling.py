@@ -53,7 +53,7 @@ def sample(model: pm.Model, *, sampler=None, draws=None, tune=None, chains=None,
     if sampler == "nutpie":
         import nutpie
 
-        with status(progress, "compiling the model for nutpie (numba; about 30-40 s)"):
+        with status(progress, "compiling the model for nutpie (numba; 30-60 s)"):
             compiled = nutpie.compile_pymc_model(model)
         idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores,
                               seed=seed, progress_bar=progress, target_accept=target_accept,
