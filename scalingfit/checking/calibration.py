@@ -90,7 +90,7 @@ from ..atomic import atomic_path, make_dir
 from ..errors import ScalingfitError, ScalingfitWarning, first_line
 from ..fitting.groups import group_name
 from ..fitting.laws import cap, departure, envelope, uncapped_optimum
-from ..fitting.likelihood import EXPONENTS, PARAMS, envelope_slope, laws_mean
+from ..fitting.likelihood import EXPONENTS, PARAMS, drift_factor, envelope_slope, laws_mean
 from ..ingest.table import NORM_PATTERN, log_norm
 from ..progress import Progress
 from .verdict import TOLERANCE, delta_parts, verdict
@@ -333,8 +333,7 @@ class TrueEnvelope:
     drift: float = 0.0
 
     def _factor(self, x):
-        beyond = self.width * np.logaddexp(0.0, (x - self.knots[-1]) / self.width)
-        return np.exp(self.drift * beyond / (self.knots[1] - self.knots[0]))
+        return drift_factor(x, self.knots, self.width, self.drift)
 
     def slope(self, x):
         """``E'(x)``."""

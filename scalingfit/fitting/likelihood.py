@@ -19,7 +19,7 @@ from scipy.special import log_ndtr, roots_legendre
 from .laws import envelope
 
 __all__ = ["RunEstimates", "EXPONENTS", "PARAMS", "laws_mean", "envelope_slope",
-           "level_loglik", "least_squares", "within_level_sd"]
+           "drift_factor", "level_loglik", "least_squares", "within_level_sd"]
 
 #: The exponents every summary reports (``gamma_pred = gamma1 * gamma2`` per draw).
 EXPONENTS = ("gamma1", "gamma2", "gamma_pred", "gamma_conv")
@@ -121,11 +121,17 @@ def envelope_slope(data: RunEstimates, kappa, gamma2, shape_error, drift=None, *
     slope = envelope(x, log_slopes[..., None, :], data.knots[:, None, :],
                      data.width[:, None, None], xp=xp, derivative=True)
     if drift is not None:
-        top, width = data.knots[:, -1:], data.width[:, None]
-        beyond = width * xp.logaddexp(0.0, (x - top) / width)   # ≈ max(x − top, 0)
-        segment = (data.knots[:, 1] - data.knots[:, 0])[:, None]
-        slope = slope * xp.exp(drift[..., None] * beyond / segment)
+        slope = slope * drift_factor(x, data.knots[:, None, :], data.width[:, None],
+                                     drift[..., None], xp=xp)
     return -(slope * weights).sum(-1) / x_scale
+
+
+def drift_factor(x, knots, width, drift, *, xp=np):
+    """How far the envelope's slope has drifted at ``x`` beyond its last knot:
+    ``exp(η·b(x)/L)``, with ``η`` the drift (log slope per segment length ``L``) and
+    ``b(x) = w·softplus((x − t_K)/w) ≈ max(x − t_K, 0)``. ``knots`` along the last axis."""
+    beyond = width * xp.logaddexp(0.0, (x - knots[..., -1]) / width)
+    return xp.exp(drift * beyond / (knots[..., 1] - knots[..., 0]))
 
 
 def least_squares(data: RunEstimates):

@@ -143,7 +143,7 @@ def test_ctrl_c_stops_a_sweep_over_two_devices_at_once(tmp_path):
     with open(log, "w") as out:  # its own process group, as a terminal's foreground job
         process = subprocess.Popen(sweep_command(path), stdout=out, stderr=subprocess.STDOUT,
                                    env=environment(), start_new_session=True)
-    # both jobs training before Ctrl-C (on a loaded 2-core machine that took over 120 s)
+    # both jobs training before Ctrl-C (slow to start on a loaded machine: give it time)
     deadline = time.monotonic() + 400
     while not (training := all(f"epoch    2/200 cnn_digits_P64_seed{s}" in log.read_text()
                                for s in (0, 1))) and time.monotonic() < deadline:
