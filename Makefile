@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PIP = $(VENV)/bin/pip -q --disable-pip-version-check
 
-.PHONY: example test test-fast benchmarks schema clean
+.PHONY: example test test-fast test-statistical schema clean
 
 # The core plus the fast sampler: enough to fit the embedded example.
 $(VENV)/.core: pyproject.toml
@@ -24,11 +24,16 @@ $(VENV)/.test: $(VENV)/.core
 example: $(VENV)/.core
 	$(VENV)/bin/scalingfit fit --example --out example-fit
 
+# CI's suite; the recoveries of known exponents at full sampling (marked statistical,
+# minutes each) run with `make test-statistical`, beside the benchmarks.
 test: $(VENV)/.test
-	$(VENV)/bin/python -m pytest -q -n 2
+	$(VENV)/bin/python -m pytest -q -n 2 -m "not statistical"
+
+test-statistical: $(VENV)/.test
+	$(VENV)/bin/python -m pytest -q -m statistical
 
 test-fast: $(VENV)/.test
-	$(VENV)/bin/python -m pytest -q -m "not slow"
+	$(VENV)/bin/python -m pytest -q -m "not slow and not statistical"
 
 schema: $(VENV)/.core
 	$(VENV)/bin/python -m scalingfit.ingest.table > data_schema/canonical_table.schema.json

@@ -47,8 +47,9 @@ def test_fit_writes_the_documented_outputs(tmp_path, capsys):
 
 
 def test_strict_exits_nonzero_when_diagnostics_fail(tmp_path, capsys):
-    args = ["fit", "--example", "--out", str(tmp_path), "--draws", "15", "--tune", "15",
-            "--chains", "2", "-q"]
+    source = write(tmp_path, "runs.csv", good_table())
+    args = ["fit", str(source), "--out", str(tmp_path / "fit"), "--draws", "15", "--tune",
+            "15", "--chains", "2", "-q"]
     assert main([*args, "--strict"]) == 3
     assert "FAILED" in capsys.readouterr().out
     assert main(args) == 0  # without --strict the failure is reported, not fatal

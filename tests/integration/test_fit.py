@@ -9,7 +9,7 @@ import pytest
 
 import scalingfit as sf
 from scalingfit.errors import DataError, ScalingfitWarning
-from scalingfit.fitting.simulation import EXAMPLE_GROUPS, SimGroup, example_table, simulate
+from scalingfit.fitting.simulation import EXAMPLE_GROUPS, SimGroup, simulate
 from tests.support.independent_generator import generate
 
 # few draws keep the suite fast; their diagnostics may fail, which the fit warns about
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::scalingfit.errors.ScalingfitWar
 QUICK = dict(draws=300, tune=400, chains=2, progress=False)
 
 
-@pytest.mark.slow
+@pytest.mark.statistical
 def test_recovers_the_exponents_of_a_generator_it_was_not_written_with():
     """Issue 2's bar: 4 groups (one with norms near 1e130), 8 P, 6 seeds, 40 epochs."""
     table, truth = generate(seed=11)
@@ -43,24 +43,18 @@ def test_recovers_the_exponents_of_a_generator_it_was_not_written_with():
 
 
 @pytest.mark.parametrize("sampler", ["pymc", "nutpie"])
-def test_the_same_seed_gives_the_same_numbers(sampler):
-    table = example_table()
-    first = sf.fit(table, seed=7, sampler=sampler, **QUICK).summary()
-    second = sf.fit(table, seed=7, sampler=sampler, **QUICK).summary()
-    assert first["groups"] == second["groups"]
-    if sampler == "pymc":  # (each nutpie fit compiles anew: one pair is enough)
-        third = sf.fit(table, seed=8, sampler=sampler, **QUICK).summary()
-        assert third["groups"] != first["groups"]
-
-
-@pytest.mark.parametrize("sampler", ["pymc", "nutpie"])
-def test_both_samplers_fit(sampler):
+def test_each_sampler_fits_and_the_same_seed_gives_the_same_numbers(sampler):
     table = simulate(EXAMPLE_GROUPS[:2], train_sizes=(4000, 8000, 16000),
                      n_seeds=2, n_steps=25, seed=1)
-    result = sf.fit(table, sampler=sampler, seed=1, **QUICK)
-    assert set(result.summary()["groups"][0]["params"]) == {"gamma1", "gamma2", "gamma_pred",
-                                                            "gamma_conv"}
-    assert result.idata.posterior.sizes["chain"] == 2
+    first = sf.fit(table, sampler=sampler, seed=7, **QUICK)
+    assert set(first.summary()["groups"][0]["params"]) == {"gamma1", "gamma2", "gamma_pred",
+                                                           "gamma_conv"}
+    assert first.idata.posterior.sizes["chain"] == 2
+    second = sf.fit(table, sampler=sampler, seed=7, **QUICK)
+    assert first.summary()["groups"] == second.summary()["groups"]
+    if sampler == "pymc":  # (each nutpie fit compiles anew: one pair is enough)
+        third = sf.fit(table, sampler=sampler, seed=8, **QUICK)
+        assert third.summary()["groups"] != first.summary()["groups"]
 
 
 def test_one_run_per_p_fits_with_a_warning():
@@ -72,7 +66,7 @@ def test_one_run_per_p_fits_with_a_warning():
     assert result.summary()["groups"][0]["n_runs"] == 6
 
 
-@pytest.mark.slow
+@pytest.mark.statistical
 @pytest.mark.parametrize("stop_early", [0.0, 0.15])
 def test_realistic_departures_keep_the_exponents_and_the_verdict(stop_early):
     """Issue 12's bar on simulated data whose envelope is shared but whose departures are
