@@ -251,6 +251,8 @@ def _run_on_devices(jobs, devices, progress):
         try:
             for future in as_completed(futures):
                 error = future.exception()
+                if isinstance(error, KeyboardInterrupt):  # a worker saw the Ctrl-C first
+                    raise error
                 _finished(progress, futures[future].name, _why(error) if error else None)
         except KeyboardInterrupt:  # start nothing more; running jobs stop at the signal too
             pool.shutdown(wait=False, cancel_futures=True)

@@ -153,12 +153,38 @@ def test_ctrl_c_stops_a_sweep_over_two_devices_at_once(tmp_path):
         pytest.fail(f"the two jobs did not start within 400 s:\n{log.read_text()[-2000:]}")
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does
     start = time.monotonic()
-    assert process.wait(timeout=60) == 130
+    assert process.wait(timeout=60) == 130, log.read_text()[-3000:]
     assert time.monotonic() - start < 30
     # the two running jobs stopped (at their checkpoints); the four queued ones never started
     left = {p.name for p in (tmp_path / "out" / "runs").iterdir()}
     assert left and left <= {"cnn_digits_P64_seed0.ckpt", "cnn_digits_P64_seed1.ckpt"}, (
         left, log.read_text()[-2000:])
+
+
+@pytest.mark.slow
+def test_ctrl_c_that_reaches_only_the_workers_still_stops_the_sweep(tmp_path):
+    """Where the sweep's own process misses the signal, its interrupted workers stop it."""
+    path = write_sweep(tmp_path, devices=["cpu", "cpu"],
+                       grid={"arch": ["cnn"], "dataset": ["digits"],
+                             "train_size": [64, 128], "seed": [0, 1]},
+                       settings={"epochs": 200, "device": "cpu", "checkpoint_every_s": 0})
+    log = tmp_path / "sweep.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(sweep_command(path), stdout=out, stderr=subprocess.STDOUT,
+                                   env=environment(), start_new_session=True)
+    deadline = time.monotonic() + 400
+    while not (training := all(f"epoch    2/200 cnn_digits_P64_seed{s}" in log.read_text()
+                               for s in (0, 1))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not training:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail(f"the two jobs did not start within 400 s:\n{log.read_text()[-2000:]}")
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    for child in children:  # the two workers (and the device queue's server)
+        os.kill(int(child), signal.SIGINT)
+    assert process.wait(timeout=60) == 130, log.read_text()[-3000:]
+    left = {p.name for p in (tmp_path / "out" / "runs").iterdir()}
+    assert left <= {"cnn_digits_P64_seed0.ckpt", "cnn_digits_P64_seed1.ckpt"}, left
 
 
 def test_sweep_files_are_checked(tmp_path):
