@@ -5,14 +5,17 @@ in tests/support (one group with norms near 1e130); ``--copies 4`` stacks four s
 datasets (other seeds, groups renamed): 16 groups, 768 runs, 30,720 rows. Each fit runs as
 a user would run it — a fresh `python -m scalingfit fit data.csv --out DIR` process, so
 imports and compilation count — alternating the samplers, and the medians and their ratio
-are printed.
+are printed. The compiled model is cached on disk (``~/.pytensor``) and reused by later fits
+of a table of the same structure; ``--cold`` gives every fit an empty cache instead, as the
+first fit on a machine has.
 
-    python benchmarks/fit_speed.py [--repeats 3] [--samplers nutpie,pymc] [--copies 1]
+    python benchmarks/fit_speed.py [--repeats 3] [--samplers nutpie,pymc] [--copies 1] [--cold]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -33,6 +36,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--samplers", default="nutpie,pymc")
     parser.add_argument("--copies", type=int, default=1)
+    parser.add_argument("--cold", action="store_true",
+                        help="every fit with an empty PyTensor/numba cache")
     args = parser.parse_args()
     samplers = args.samplers.split(",")
     with tempfile.TemporaryDirectory() as tmp:
@@ -49,11 +54,14 @@ def main():
         times = {s: [] for s in samplers}
         for repeat in range(args.repeats):
             for sampler in samplers:
+                env = dict(os.environ)
+                if args.cold:
+                    env["PYTENSOR_FLAGS"] = f"base_compiledir={tmp}/cache-{sampler}{repeat}"
                 start = time.perf_counter()
                 done = subprocess.run(
                     [sys.executable, "-m", "scalingfit", "fit", str(data), "--out",
                      f"{tmp}/{sampler}{repeat}", "--sampler", sampler, "-q"],
-                    capture_output=True, text=True, cwd=ROOT)
+                    capture_output=True, text=True, cwd=ROOT, env=env)
                 elapsed = time.perf_counter() - start
                 if done.returncode:
                     sys.exit(f"{sampler} failed:\n{done.stderr}")
@@ -62,7 +70,7 @@ def main():
                 print(f"  {sampler:7s} run {repeat + 1}: {elapsed:6.1f} s  ({diagnostics})",
                       flush=True)
     print(f"median wall time, {len(table)} rows (import + stage 1 + compile + 4 chains x "
-          "1000 draws):")
+          f"1000 draws; {'empty' if args.cold else 'warm'} compile cache):")
     medians = {s: statistics.median(v) for s, v in times.items()}
     for sampler, value in medians.items():
         print(f"  {sampler:7s} {value:6.1f} s")

@@ -60,21 +60,27 @@ class RunEstimates:
     slope_loading: np.ndarray  # (groups, segments, k): its response to the shape error
     knots: np.ndarray       # (groups, segments + 1)
     width: np.ndarray       # (groups,)
+    n_levels: int | None = None  # (group, P) levels; counted from ``level`` if not given
 
     #: The fields with one entry per run (the others are per group).
     PER_RUN: ClassVar[tuple] = ("run_ids", "group", "level", "ell", "z", "cov", "loading",
                                 "censored", "x_last", "y_last", "y_last_sd")
 
+    def __post_init__(self):
+        if self.n_levels is None:
+            self.n_levels = int(self.level.max()) + 1
+
     def without_level(self, level: int) -> RunEstimates:
         """The same data without the runs of one (group, P) level (levels renumbered)."""
         keep = self.level != level
-        rest = replace(self, **{k: getattr(self, k)[keep] for k in self.PER_RUN})
+        rest = replace(self, n_levels=self.n_levels - 1,
+                       **{k: getattr(self, k)[keep] for k in self.PER_RUN})
         rest.level = np.where(rest.level > level, rest.level - 1, rest.level)
         return rest
 
     @property
     def level_group(self) -> np.ndarray:
-        out = np.empty(self.level.max() + 1, int)
+        out = np.empty(self.n_levels, int)
         out[self.level] = self.group
         return out
 
@@ -86,7 +92,7 @@ def laws_mean(p: dict, x_scale, group, ell, *, xp=np):
     one draw, or draws along a leading axis); ``group`` and ``ell`` (centred log P) are per
     run. Returns the three means, each per run.
     """
-    x_scale = np.asarray(x_scale)[group]
+    x_scale = (np.asarray(x_scale) if xp is np else x_scale)[group]
     return (p["alpha"][..., group] + p["offset_slope"][..., group] * ell,
             p["kappa"][..., group] + p["gamma2"][..., group] / x_scale * ell,
             p["nu"][..., group] - p["gamma_conv"][..., group] * ell)
@@ -195,11 +201,12 @@ def level_loglik(data: RunEstimates, p: dict, *, at_end: str = "optimum", xp=np)
     rho_size = p["rho_size"][g]
 
     censored = data.censored if at_end == "bound" else np.zeros_like(data.censored)
-    seen = (~censored).astype(float)
-    n_levels = data.level.max() + 1
+    n_levels = data.n_levels
 
     def per_level(values):  # over the runs with an optimum (all, at_end="optimum")
-        return _level_sum(values * seen, data.level, n_levels, xp)
+        if censored.any():
+            values = values * (~censored)
+        return _level_sum(values, data.level, n_levels, xp)
 
     d = data.z - mean
     cov = data.cov

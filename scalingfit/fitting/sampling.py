@@ -52,8 +52,14 @@ def sample(model: pm.Model, *, sampler=None, draws=None, tune=None, chains=None,
     cores = rc["sample.cores"] or max(1, min(chains, os.cpu_count() or 1))
     if sampler == "nutpie":
         import nutpie
+        import pytensor
 
-        with status(progress, "compiling the model for nutpie (numba; 30-60 s)"):
+        # without fastmath, LLVM may not reorder floating-point sums, so the same seed gives
+        # the same draws whether the log density was just compiled (and inlined) or loaded
+        # from numba's cache (with it, they differed in the 4th digit); the sampling time
+        # is the same
+        with status(progress, "compiling the model for nutpie (numba; 20-60 s)"), \
+                pytensor.config.change_flags(numba__fastmath=False):
             compiled = nutpie.compile_pymc_model(model)
         idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores,
                               seed=seed, progress_bar=progress, target_accept=target_accept,

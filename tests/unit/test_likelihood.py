@@ -91,6 +91,36 @@ def test_the_model_evaluates_the_same_likelihood():
     assert float(potential) == pytest.approx(expected, rel=1e-9)
 
 
+_COMPILED_KEY = """
+import sys
+import pytensor
+from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
+sys.path.insert(0, {here!r})
+from test_likelihood import fake_estimates
+from scalingfit.fitting.model import build_model
+model = build_model(fake_estimates(seed={seed}))
+logp = model.logp()
+fn = pytensor.function(model.value_vars, [logp, *pytensor.grad(logp, model.value_vars)],
+                       mode="NUMBA")
+print(numba_funcify_and_cache_key(fn.maker.fgraph)[1])
+"""
+
+
+def test_the_compiled_model_is_the_same_for_all_data_of_one_structure():
+    """numba caches the compiled log density under a key of its graph: the data must enter
+    as inputs, not constants, and the graph must not change from one process to the next,
+    or every fit compiles anew (39 s of the 7,680-row speed benchmark's 68)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    keys = [subprocess.run([sys.executable, "-c", _COMPILED_KEY.format(
+                here=str(Path(__file__).parent), seed=seed)],
+                capture_output=True, text=True, check=True).stdout.split()[-1]
+            for seed in (0, 3)]
+    assert keys[0] == keys[1] and len(keys[0]) == 64
+
+
 def test_a_run_without_an_optimum_is_a_bound_or_its_last_point():
     data, p = fake_estimates(censored=[0]), draw()
     base = level_loglik(data, p, at_end="bound")
