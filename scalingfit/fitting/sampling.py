@@ -58,7 +58,7 @@ def sample(model: pm.Model, *, sampler=None, draws=None, tune=None, chains=None,
         # the same draws whether the log density was just compiled (and inlined) or loaded
         # from numba's cache (with it, they differed in the 4th digit); the sampling time
         # is the same
-        with status(progress, "compiling the model for nutpie (numba; 20-60 s)"), \
+        with status(progress, "compiling the model for nutpie (numba; 20-90 s)"), \
                 pytensor.config.change_flags(numba__fastmath=False):
             compiled = nutpie.compile_pymc_model(model)
         idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores,
