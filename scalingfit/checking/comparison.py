@@ -61,7 +61,7 @@ def _draws_loglik(data, posterior, at_end) -> np.ndarray:
     """(chain, draw, level) log likelihood of ``data``'s levels under ``posterior``'s draws."""
     values = {k: posterior[k].to_numpy() for k in PARAMS}
     n_chains, n_draws = values["gamma2"].shape[:2]
-    out = np.empty((n_chains, n_draws, data.level.max() + 1))
+    out = np.empty((n_chains, n_draws, data.n_levels))
     for chain in range(n_chains):
         for draw in range(n_draws):
             p = {k: v[chain, draw] for k, v in values.items()}
