@@ -134,7 +134,7 @@ def _run_of(file: Path, meta: dict, report) -> RunLog:
         if key == _STEPS:
             continue
         try:
-            values = np.asarray(value, dtype=float)
+            values = _floats(value)
         except (TypeError, ValueError):
             values = None
         if values is None or values.shape != steps.shape:
@@ -153,9 +153,18 @@ def _run_of(file: Path, meta: dict, report) -> RunLog:
 
 def _numbers(value, file, key):
     try:
-        return np.asarray(value, dtype=float)
+        return _floats(value)
     except (TypeError, ValueError) as err:
         raise DataError(f"'{key}' is not numbers.", source=file, column=key) from err
+
+
+def _floats(value) -> np.ndarray:
+    """``value`` as floats; complex values are refused (TypeError), not cast: the cast
+    would silently drop their imaginary part."""
+    values = np.asarray(value)
+    if np.iscomplexobj(values):
+        raise TypeError("complex values")
+    return values.astype(float)
 
 
 def _by_norm_scale(runs):

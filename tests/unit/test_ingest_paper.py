@@ -185,6 +185,18 @@ def test_damaged_pickles_are_clear_errors(tmp_path_factory, data):
         assert "\n" not in str(err)
 
 
+@pytest.mark.parametrize("key", ["val_error", "log_epochs"])
+def test_complex_values_are_refused_not_cast(tmp_path, key):
+    """A damaged dtype can read as complex numbers: casting them to float would drop
+    their imaginary part without a word (hypothesis found one in
+    test_damaged_pickles_are_clear_errors)."""
+    run = logs()
+    run[key] = run[key] * (1 + 1j)
+    np.save(tmp_path / "CNN_MNIST_P10_seed0_WD0.0.npy", run)
+    with pytest.raises(DataError, match=f"'{key}'.* not numbers"):
+        load(tmp_path)
+
+
 # -- one norm convention per table (issue 13, item 5) ----------------------------------
 
 def mixed_folder(root):
